@@ -1,0 +1,821 @@
+// proxy/config_loader.cc: turns YAML text, the --listen/--upstream shorthand and FUSEBOX_*
+// environment variables into a validated Config, or into every problem found, each a sentence
+// with its file, line and path: "fusebox.yaml:12: clusters[0] (payments).connect_timeout: "fast"
+// is not a duration (write 250ms, 5s or 2m)". Not here: the value parsers (config.cc), and acting
+// on the config (reload, binding) which belongs to the master.
+//
+// The file, key by key (defaults are the member initializers in config.h):
+//
+//   workers: auto | 1..256             # auto: the CPUs this process may use
+//   admin:
+//     address: 127.0.0.1:9901          # admin API and metrics
+//   log_level: debug | info | warn | error
+//   access_log: off | stdout | stderr | PATH
+//   drain_timeout: 15s                 # SIGTERM: how long in-flight requests get
+//   listeners:                         # at least one
+//     - name: payments                 # required, unique, [A-Za-z0-9_.-]+
+//       address: 0.0.0.0:15001         # required; port 0 lets the OS pick (tests)
+//       routes:                        # required, at least one; host-specific first, then the
+//         - prefix: /                  #   longest prefix ("/" if not given; starts with "/")
+//           host: api.example.com      #   optional, case-insensitive, without a port
+//           cluster: payments          #   required: the name of a cluster below
+//       idle_timeout: 60s
+//       header_timeout: 10s            # the whole request head, or 408
+//       max_header_bytes: 16KiB        # 1KiB..1MiB, or 431
+//       max_body_bytes: 0              # 0 = unlimited, or 413
+//   clusters:
+//     - name: payments                 # required, unique, [A-Za-z0-9_.-]+
+//       endpoints: [10.0.0.7:8080]     # at least one host:port (not port 0)
+//       connect_timeout: 1s
+//       response_header_timeout: 15s
+//       request_timeout: 30s
+//       idle_timeout: 60s              # pooled upstream connections
+//       dns_refresh: 30s
+//       max_connections: 1024          # 1..1000000, per worker
+//       max_idle: 256                  # 0..1000000, per worker
+//       breaker: / retry: / bulkhead: / health_check: / cache: / fallback: / dead_letter:
+//                                      # accepted and ignored until those features land
+//   shm: / redis:                      # likewise
+//
+// Durations are whole numbers of ms, s, m or h ("0" alone needs no unit); sizes are bytes or
+// KiB/MiB/GiB. Listener and cluster timeouts must be more than 0: a zero connect or header
+// timeout would fail every request. Every other key is an error, with a "did you mean" when a
+// known key is close; so is a key given twice (yaml-cpp keeps both silently, so we look).
+// yaml-cpp's marks are 0-based and a missing key has none: we print line + 1, and for a missing
+// key the line of the mapping that lacks it.
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <string_view>
+#include <utility>
+
+#include <yaml-cpp/yaml.h>
+
+#include "proxy/config.h"
+
+namespace fusebox::proxy {
+
+const char* const kEmbeddedConfigYaml = R"yaml(# fusebox's built-in configuration, used when no config
+# file is given: one listener on loopback that forwards everything to one
+# upstream on this host. `fusebox --listen ADDR --upstream ADDR` is the same
+# with other addresses; FUSEBOX_* environment variables override either.
+workers: auto                 # one worker per CPU this process may use
+admin:
+  address: 127.0.0.1:9901     # admin API and /metrics: loopback only
+listeners:
+  - name: default
+    address: 127.0.0.1:15001
+    routes:
+      - prefix: /
+        cluster: default
+clusters:
+  - name: default
+    endpoints:
+      - 127.0.0.1:8080
+    connect_timeout: 1s
+    request_timeout: 30s
+)yaml";
+
+namespace {
+
+using Keys = std::span<const std::string_view>;
+
+constexpr std::string_view kTopKeys[] = {"workers",       "admin",     "log_level", "access_log",
+                                         "drain_timeout", "listeners", "clusters"};
+constexpr std::string_view kTopLaterKeys[] = {"shm", "redis"};
+constexpr std::string_view kAdminKeys[] = {"address"};
+constexpr std::string_view kListenerKeys[] = {"name",           "address",          "routes",
+                                              "idle_timeout",   "header_timeout",   "max_header_bytes",
+                                              "max_body_bytes"};
+constexpr std::string_view kRouteKeys[] = {"prefix", "host", "cluster"};
+constexpr std::string_view kClusterKeys[] = {"name",           "endpoints",       "connect_timeout",
+                                             "response_header_timeout",           "request_timeout",
+                                             "idle_timeout",   "dns_refresh",     "max_connections",
+                                             "max_idle"};
+// Settings of features still to come: configs written for them must load today.
+constexpr std::string_view kClusterLaterKeys[] = {"breaker", "retry",    "bulkhead",   "health_check",
+                                                  "cache",   "fallback", "dead_letter"};
+
+// Built by appending: GCC 12 at -O3 warns falsely (-Wrestrict, PR105651) on "\"" + std::string.
+std::string quoted(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 2);
+  out.append(1, '"').append(text).append(1, '"');
+  return out;
+}
+
+std::string at(const std::string& path, std::string_view key) {
+  return path.empty() ? std::string(key) : path + "." + std::string(key);
+}
+
+std::string indexed(std::string_view list, size_t i) {
+  return std::string(list) + "[" + std::to_string(i) + "]";
+}
+
+// Optimal string alignment distance: Levenshtein plus adjacent transpositions, so "tiemout" is 1
+// away from "timeout", as a typo of it should be.
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
+  return out;
+}
+
+bool valid_name(const std::string& name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'
+           || c == '.' || c == '-';
+  });
+}
+
+std::string found(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar: return quoted(node.Scalar());
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a mapping";
+    default: return "nothing";
+  }
+}
+
+// 1-based line of a node, or `fallback` for a node with no mark (a missing key).
+int line_of(const YAML::Node& node, int fallback) {
+  const int line = node.Mark().line;
+  return line >= 0 ? line + 1 : fallback;
+}
+
+Result<uint64_t> parse_number(const std::string& text, uint64_t low, uint64_t high) {
+  const std::string range = " is not a number from " + std::to_string(low) + " to " + std::to_string(high);
+  if (text.empty() || text.size() > 19 || !std::all_of(text.begin(), text.end(), [](char c) {
+        return c >= '0' && c <= '9';
+      }))
+    return Error{quoted(text) + range};
+  const uint64_t n = std::stoull(text);
+  if (n < low || n > high) return Error{quoted(text) + range};
+  return n;
+}
+
+Result<unsigned> parse_workers(const std::string& text) {
+  if (text == "auto") return 0u;
+  auto n = parse_number(text, 1, 256);
+  if (!n) return Error{quoted(text) + " is not auto or a number from 1 to 256"};
+  return static_cast<unsigned>(n.value());
+}
+
+struct AccessLog {
+  AccessLogTarget target = AccessLogTarget::Off;
+  std::string path;
+};
+
+Result<AccessLog> parse_access_log(const std::string& text) {
+  if (text == "off") return AccessLog{AccessLogTarget::Off, ""};
+  if (text == "stdout") return AccessLog{AccessLogTarget::Stdout, ""};
+  if (text == "stderr") return AccessLog{AccessLogTarget::Stderr, ""};
+  // YAML 1.1 booleans: someone who wrote `access_log: false` did not mean a file named "false".
+  static constexpr std::string_view kBooleans[] = {"false", "true", "no", "yes", "on", "n", "y"};
+  const bool boolean = std::find(std::begin(kBooleans), std::end(kBooleans), text) != std::end(kBooleans);
+  if (text.empty() || boolean)
+    return Error{quoted(text) + " is not an access log (write off, stdout, stderr or a file path)"};
+  return AccessLog{AccessLogTarget::File, text};
+}
+
+// Listener and cluster timeouts: 0 would not mean "none", it would fail every request.
+Result<Millis> parse_timeout(const std::string& text) {
+  auto d = parse_duration(text);
+  if (d && d.value() == Millis{0})
+    return Error{quoted(text) + " would time out at once; a timeout must be more than 0"};
+  return d;
+}
+
+Result<HostPort> parse_endpoint(const std::string& text) {
+  auto hp = parse_host_port(text);
+  if (hp && hp.value().port == 0)
+    return Error{quoted(text) + " has port 0, which cannot be connected to (write the upstream's port)"};
+  return hp;
+}
+
+// The host a route matches, stored lowercased since Host matching is case-insensitive.
+Result<std::string> parse_route_host(const std::string& text) {
+  if (!text.empty() && text[0] != '[' && text.find(':') != std::string::npos)
+    return Error{quoted(text) + " has a port; write the host alone (ports are ignored when matching)"};
+  if (!parse_host_port(text + ":0"))
+    return Error{quoted(text) + " is not a host name (a DNS name, an IPv4 address or [IPv6])"};
+  std::string lower = text;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower;
+}
+
+// The request head limit: under 1 KiB no real client fits; over 1 MiB per connection, a few
+// thousand idle connections would pin gigabytes of head buffers.
+Result<uint32_t> parse_header_limit(const std::string& text) {
+  auto size = parse_size(text);
+  if (!size) return size.error();
+  if (size.value() < 1024 || size.value() > 1024 * 1024)
+    return Error{quoted(text) + " is not a size from 1KiB to 1MiB"};
+  return static_cast<uint32_t>(size.value());
+}
+
+// A count from `low` to `high`, for the uint32_t limits of clusters.
+template <uint32_t low, uint32_t high>
+Result<uint32_t> parse_limit(const std::string& text) {
+  auto n = parse_number(text, low, high);
+  if (!n) return n.error();
+  return static_cast<uint32_t>(n.value());
+}
+
+Result<std::string> parse_prefix(const std::string& text) {
+  if (text.empty() || text[0] != '/')
+    return Error{quoted(text) + " does not start with \"/\" (write " + quoted("/" + text) + ")"};
+  return text;
+}
+
+Result<std::string> parse_name(const std::string& text) {
+  if (!valid_name(text))
+    return Error{quoted(text) + " is not a valid name (letters, digits, \"_\", \".\" and \"-\" only)"};
+  return text;
+}
+
+// One key of a mapping: where it was written, and its value.
+struct Entry {
+  YAML::Node value;
+  int line = 0;  // the key's line
+  // Where to report a problem with the value: its own line, unless it is empty (a null value's
+  // mark is the next token's, often the next line).
+  int value_line() const { return value.IsNull() ? line : line_of(value, line); }
+};
+
+// A mapping's entries by key. Problems with the keys themselves (duplicates, keys that are not
+// plain words) are kept until check_keys(), by which time the path can name the item.
+struct Fields {
+  int line = 1;      // the mapping's own line: where a missing key is reported
+  std::string path;  // "clusters[0] (payments)"
+  std::map<std::string, Entry, std::less<>> entries;
+  struct Duplicate {
+    std::string key;
+    int line;
+    int first_line;
+  };
+  std::vector<Duplicate> duplicates;
+  std::vector<int> bad_key_lines;
+
+  const Entry* find(std::string_view key) const {
+    const auto it = entries.find(key);
+    return it == entries.end() ? nullptr : &it->second;
+  }
+};
+
+// A cluster or listener as read, with the lines later cross-checks point at.
+template <typename T>
+struct Placed {
+  T item;
+  int name_line = 0;
+  int address_line = 0;  // listeners only
+};
+
+struct Problem {
+  int line;
+  std::string text;
+};
+
+class Loader {
+ public:
+  explicit Loader(const std::string& source) : source_(source) {}
+
+  void report(int line, const std::string& path, const std::string& problem) {
+    problems_.push_back({line, source_ + ":" + std::to_string(line) + ": " + path + ": " + problem});
+  }
+  void report_plain(int line, const std::string& problem) {
+    problems_.push_back({line, source_ + ":" + std::to_string(line) + ": " + problem});
+  }
+
+  Result<Config> finish(Config config, ConfigErrors* all_errors) {
+    // Problems are found clusters first, listeners second; the reader wants them in file order.
+    std::stable_sort(problems_.begin(), problems_.end(),
+                     [](const Problem& a, const Problem& b) { return a.line < b.line; });
+    std::vector<std::string> texts;
+    for (auto& p : problems_) texts.push_back(std::move(p.text));
+    if (all_errors) all_errors->errors = texts;
+    if (texts.empty()) return config;
+    std::string message;
+    for (const auto& t : texts) message += (message.empty() ? "" : "\n") + t;
+    return Error{message};
+  }
+
+  Config load(const YAML::Node& root);
+
+ private:
+  std::optional<Fields> mapping(const YAML::Node& node, int line, const std::string& path);
+  void check_keys(const Fields& fields, Keys known, Keys later);
+  bool sequence(const Entry& entry, const std::string& path);
+  std::optional<std::string> scalar(const Entry& entry, const std::string& path);
+  std::string name_for_path(const Fields& fields) const;
+
+  template <typename T, typename Parse>
+  bool setting(const Fields& fields, std::string_view key, T& out, Parse parse) {
+    const Entry* entry = fields.find(key);
+    if (!entry) return false;
+    const std::string path = at(fields.path, key);
+    const auto text = scalar(*entry, path);
+    if (!text) return false;
+    auto parsed = parse(*text);
+    if (!parsed) {
+      report(entry->value_line(), path, parsed.error().message);
+      return false;
+    }
+    out = std::move(parsed).value();
+    return true;
+  }
+
+  void load_top(const Fields& top, Config& config);
+  void load_clusters(const Entry& clusters, Config& config);
+  void load_listeners(const Fields& top, Config& config);
+  std::optional<Placed<ClusterConfig>> load_cluster(const YAML::Node& node, int line,
+                                                    const std::string& base);
+  std::optional<Placed<ListenerConfig>> load_listener(const YAML::Node& node, int line,
+                                                      const std::string& base, const Config& config);
+  std::optional<Route> load_route(const YAML::Node& node, int line, const std::string& base,
+                                  const Config& config);
+  void check_listeners(const Config& config);
+
+  std::string source_;
+  std::vector<Problem> problems_;
+  std::vector<std::string> listener_paths_;  // parallel to Config::listeners, as written
+  std::vector<int> listener_address_lines_;
+};
+
+std::optional<Fields> Loader::mapping(const YAML::Node& node, int line, const std::string& path) {
+  if (!node.IsMap()) {
+    report(line, path, "expected a mapping (key: value lines), found " + found(node));
+    return std::nullopt;
+  }
+  Fields fields;
+  fields.line = line_of(node, line);
+  fields.path = path;
+  for (const auto& kv : node) {
+    const int key_line = line_of(kv.first, fields.line);
+    if (!kv.first.IsScalar()) {
+      fields.bad_key_lines.push_back(key_line);
+      continue;
+    }
+    const std::string& key = kv.first.Scalar();
+    const auto [it, inserted] = fields.entries.try_emplace(key, Entry{kv.second, key_line});
+    if (!inserted) fields.duplicates.push_back({key, key_line, it->second.line});
+  }
+  return fields;
+}
+
+void Loader::check_keys(const Fields& fields, Keys known, Keys later) {
+  for (const int line : fields.bad_key_lines)
+    report(line, fields.path.empty() ? "top level" : fields.path, "keys must be plain words");
+  for (const auto& d : fields.duplicates)
+    report(d.line, at(fields.path, d.key),
+           "duplicate key (first given on line " + std::to_string(d.first_line) + ")");
+  for (const auto& entry : fields.entries) {
+    const std::string& key = entry.first;  // not a structured binding: clang 14 can't capture one
+    const auto is = [&key](std::string_view k) { return k == key; };
+    if (std::any_of(known.begin(), known.end(), is) || std::any_of(later.begin(), later.end(), is))
+      continue;
+    std::string_view best;
+    size_t best_distance = 3;  // suggest only within 2 edits
+    std::vector<std::string> all;
+    for (const Keys keys : {known, later}) {
+      for (const std::string_view k : keys) {
+        all.emplace_back(k);
+        const size_t d = edit_distance(key, k);
+        if (d < best_distance) {
+          best = k;
+          best_distance = d;
+        }
+      }
+    }
+    report(entry.second.line, at(fields.path, key),
+           best.empty() ? "unknown key (known keys here: " + joined(all) + ")"
+                        : "unknown key (did you mean " + std::string(best) + "?)");
+  }
+}
+
+bool Loader::sequence(const Entry& entry, const std::string& path) {
+  if (entry.value.IsSequence()) return true;
+  report(entry.value_line(), path,
+         "expected a list (lines starting with \"- \"), found " + found(entry.value));
+  return false;
+}
+
+std::optional<std::string> Loader::scalar(const Entry& entry, const std::string& path) {
+  if (entry.value.IsScalar()) return entry.value.Scalar();
+  report(entry.value_line(), path,
+         entry.value.IsNull() ? "no value given" : "expected a single value, found " + found(entry.value));
+  return std::nullopt;
+}
+
+// "payments" for an item whose name is a plain scalar, so that paths read
+// "clusters[0] (payments).connect_timeout"; empty when there is no usable name.
+std::string Loader::name_for_path(const Fields& fields) const {
+  const Entry* name = fields.find("name");
+  if (!name || !name->value.IsScalar() || name->value.Scalar().empty()) return "";
+  return name->value.Scalar();
+}
+
+Config Loader::load(const YAML::Node& root) {
+  Config config;
+  Fields top;  // an empty document is an empty mapping: it then lacks listeners
+  if (!root.IsNull()) {
+    auto fields = mapping(root, 1, "top level");
+    if (!fields) return config;
+    top = std::move(*fields);
+    top.path.clear();  // top-level keys are named bare: "workers", not "top level.workers"
+  }
+  check_keys(top, kTopKeys, kTopLaterKeys);
+  load_top(top, config);
+  return config;
+}
+
+void Loader::load_top(const Fields& top, Config& config) {
+  setting(top, "workers", config.workers, parse_workers);
+  setting(top, "log_level", config.log_level, parse_log_level);
+  setting(top, "drain_timeout", config.drain_timeout, parse_duration);
+  AccessLog access_log;
+  if (setting(top, "access_log", access_log, parse_access_log)) {
+    config.access_log = access_log.target;
+    config.access_log_path = access_log.path;
+  }
+  if (const Entry* admin = top.find("admin")) {
+    if (auto fields = mapping(admin->value, admin->value_line(), "admin")) {
+      check_keys(*fields, kAdminKeys, {});
+      setting(*fields, "address", config.admin_address, parse_host_port);
+    }
+  }
+  // Clusters first, so that routes can be resolved to them as the listeners are read.
+  if (const Entry* clusters = top.find("clusters"); clusters && sequence(*clusters, "clusters"))
+    load_clusters(*clusters, config);
+  load_listeners(top, config);
+}
+
+// Keeps the clusters with a valid, unique name: the ones routes can resolve to.
+void Loader::load_clusters(const Entry& clusters, Config& config) {
+  std::map<std::string, size_t, std::less<>> index_by_name;
+  std::vector<std::string> paths;  // parallel to config.clusters
+  std::vector<int> name_lines;
+  for (size_t i = 0; i < clusters.value.size(); ++i) {
+    const YAML::Node item = clusters.value[i];
+    auto cluster = load_cluster(item, line_of(item, clusters.line), indexed("clusters", i));
+    if (!cluster || cluster->item.name.empty()) continue;
+    const std::string& name = cluster->item.name;
+    const std::string path = indexed("clusters", i) + " (" + name + ")";
+    const auto [it, inserted] = index_by_name.try_emplace(name, config.clusters.size());
+    if (!inserted) {
+      report(cluster->name_line, path + ".name",
+             quoted(name) + " is already the name of " + paths[it->second] + " (line "
+                 + std::to_string(name_lines[it->second]) + ")");
+      continue;
+    }
+    paths.push_back(path);
+    name_lines.push_back(cluster->name_line);
+    config.clusters.push_back(std::move(cluster->item));
+  }
+}
+
+void Loader::load_listeners(const Fields& top, Config& config) {
+  const Entry* listeners = top.find("listeners");
+  if (!listeners) {
+    report(top.line, "listeners", "at least one listener is required");
+    return;
+  }
+  if (!sequence(*listeners, "listeners")) return;
+  if (listeners->value.size() == 0) {
+    report(listeners->value_line(), "listeners", "at least one listener is required");
+    return;
+  }
+  std::map<std::string, size_t, std::less<>> index_by_name;
+  std::vector<int> name_lines;  // parallel to config.listeners
+  for (size_t i = 0; i < listeners->value.size(); ++i) {
+    const YAML::Node item = listeners->value[i];
+    auto listener = load_listener(item, line_of(item, listeners->line), indexed("listeners", i), config);
+    if (!listener || listener->item.name.empty()) continue;
+    const std::string& name = listener->item.name;
+    const std::string path = indexed("listeners", i) + " (" + name + ")";
+    const auto [it, inserted] = index_by_name.try_emplace(name, config.listeners.size());
+    if (!inserted) {
+      report(listener->name_line, path + ".name",
+             quoted(name) + " is already the name of " + listener_paths_[it->second] + " (line "
+                 + std::to_string(name_lines[it->second]) + ")");
+      continue;
+    }
+    listener_paths_.push_back(path);
+    listener_address_lines_.push_back(listener->address_line);
+    name_lines.push_back(listener->name_line);
+    config.listeners.push_back(std::move(listener->item));
+  }
+  check_listeners(config);
+}
+
+// Two listeners on one address would fail to bind at startup, and so would one on the admin
+// address; say so now, with lines. Port 0 is exempt: each such bind gets its own port.
+void Loader::check_listeners(const Config& config) {
+  std::map<std::string, size_t> index_by_address;
+  for (size_t i = 0; i < config.listeners.size(); ++i) {
+    const ListenerConfig& l = config.listeners[i];
+    if (l.address.port == 0) continue;
+    const std::string address = l.address.to_string();
+    const std::string path = listener_paths_[i] + ".address";
+    if (address == config.admin_address.to_string()) {
+      report(listener_address_lines_[i], path, address + " is also the admin address");
+      continue;
+    }
+    const auto [it, inserted] = index_by_address.try_emplace(address, i);
+    if (!inserted)
+      report(listener_address_lines_[i], path,
+             address + " is already the address of " + listener_paths_[it->second]);
+  }
+}
+
+std::optional<Placed<ClusterConfig>> Loader::load_cluster(const YAML::Node& node, int line,
+                                                          const std::string& base) {
+  auto fields = mapping(node, line, base);
+  if (!fields) return std::nullopt;
+  const std::string name = name_for_path(*fields);
+  if (!name.empty()) fields->path = base + " (" + name + ")";
+  check_keys(*fields, kClusterKeys, kClusterLaterKeys);
+
+  Placed<ClusterConfig> placed;
+  ClusterConfig& cluster = placed.item;
+  if (const Entry* entry = fields->find("name")) {
+    placed.name_line = entry->value_line();
+    setting(*fields, "name", cluster.name, parse_name);
+  } else {
+    report(fields->line, at(fields->path, "name"),
+           "missing; every cluster needs one (e.g. name: payments)");
+  }
+  const Entry* endpoints = fields->find("endpoints");
+  const std::string endpoints_path = at(fields->path, "endpoints");
+  if (!endpoints) {
+    report(fields->line, endpoints_path, "missing; every cluster needs at least one host:port");
+  } else if (sequence(*endpoints, endpoints_path)) {
+    if (endpoints->value.size() == 0)
+      report(endpoints->value_line(), endpoints_path, "at least one endpoint is required");
+    for (size_t i = 0; i < endpoints->value.size(); ++i) {
+      const YAML::Node item = endpoints->value[i];
+      const Entry entry{item, line_of(item, endpoints->line)};
+      const std::string path = endpoints_path + "[" + std::to_string(i) + "]";
+      const auto text = scalar(entry, path);
+      if (!text) continue;
+      auto endpoint = parse_endpoint(*text);
+      if (!endpoint) report(entry.value_line(), path, endpoint.error().message);
+      else cluster.endpoints.push_back(std::move(endpoint).value());
+    }
+  }
+  setting(*fields, "connect_timeout", cluster.connect_timeout, parse_timeout);
+  setting(*fields, "response_header_timeout", cluster.response_header_timeout, parse_timeout);
+  setting(*fields, "request_timeout", cluster.request_timeout, parse_timeout);
+  setting(*fields, "idle_timeout", cluster.idle_timeout, parse_timeout);
+  setting(*fields, "dns_refresh", cluster.dns_refresh, parse_timeout);
+  setting(*fields, "max_connections", cluster.max_connections, parse_limit<1, 1'000'000>);
+  setting(*fields, "max_idle", cluster.max_idle, parse_limit<0, 1'000'000>);
+  return placed;
+}
+
+std::optional<Placed<ListenerConfig>> Loader::load_listener(const YAML::Node& node, int line,
+                                                            const std::string& base, const Config& config) {
+  auto fields = mapping(node, line, base);
+  if (!fields) return std::nullopt;
+  const std::string name = name_for_path(*fields);
+  if (!name.empty()) fields->path = base + " (" + name + ")";
+  check_keys(*fields, kListenerKeys, {});
+
+  Placed<ListenerConfig> placed;
+  ListenerConfig& listener = placed.item;
+  if (const Entry* entry = fields->find("name")) {
+    placed.name_line = entry->value_line();
+    setting(*fields, "name", listener.name, parse_name);
+  } else {
+    report(fields->line, at(fields->path, "name"),
+           "missing; every listener needs one (e.g. name: ingress)");
+  }
+  if (const Entry* entry = fields->find("address")) {
+    placed.address_line = entry->value_line();
+    setting(*fields, "address", listener.address, parse_host_port);
+  } else {
+    report(fields->line, at(fields->path, "address"),
+           "missing; every listener needs one (e.g. 0.0.0.0:15001)");
+  }
+  setting(*fields, "idle_timeout", listener.idle_timeout, parse_timeout);
+  setting(*fields, "header_timeout", listener.header_timeout, parse_timeout);
+  setting(*fields, "max_header_bytes", listener.max_header_bytes, parse_header_limit);
+  setting(*fields, "max_body_bytes", listener.max_body_bytes, parse_size);
+
+  const Entry* routes = fields->find("routes");
+  const std::string routes_path = at(fields->path, "routes");
+  if (!routes) {
+    report(fields->line, routes_path, "missing; every listener needs at least one route");
+    return placed;
+  }
+  if (!sequence(*routes, routes_path)) return placed;
+  if (routes->value.size() == 0) {
+    report(routes->value_line(), routes_path, "at least one route is required");
+    return placed;
+  }
+  // A second route with the same host and prefix could never be chosen: surely a mistake.
+  std::map<std::pair<std::string, std::string>, size_t> index_by_match;
+  for (size_t i = 0; i < routes->value.size(); ++i) {
+    const YAML::Node item = routes->value[i];
+    const int route_line = line_of(item, routes->line);
+    const std::string path = routes_path + "[" + std::to_string(i) + "]";
+    auto route = load_route(item, route_line, path, config);
+    if (!route) continue;
+    const auto [it, inserted] = index_by_match.try_emplace({route->host, route->prefix}, i);
+    if (!inserted) {
+      report(route_line, path,
+             "same prefix and host as routes[" + std::to_string(it->second) + "], so it would never be used");
+      continue;
+    }
+    listener.routes.push_back(std::move(*route));
+  }
+  // Host-specific routes first, then longest prefix first: the first match is the best match.
+  std::stable_sort(listener.routes.begin(), listener.routes.end(), [](const Route& a, const Route& b) {
+    if (a.host.empty() != b.host.empty()) return !a.host.empty();
+    return a.prefix.size() > b.prefix.size();
+  });
+  return placed;
+}
+
+std::optional<Route> Loader::load_route(const YAML::Node& node, int line, const std::string& path,
+                                        const Config& config) {
+  auto fields = mapping(node, line, path);
+  if (!fields) return std::nullopt;
+  const size_t problems_before = problems_.size();
+  check_keys(*fields, kRouteKeys, {});
+  Route route;
+  setting(*fields, "prefix", route.prefix, parse_prefix);
+  setting(*fields, "host", route.host, parse_route_host);
+  const Entry* cluster = fields->find("cluster");
+  if (!cluster) {
+    report(fields->line, at(path, "cluster"), "missing; every route needs one (the name of a cluster)");
+    return std::nullopt;
+  }
+  const auto name = scalar(*cluster, at(path, "cluster"));
+  if (!name) return std::nullopt;
+  route.cluster = *name;
+  const auto it = std::find_if(config.clusters.begin(), config.clusters.end(),
+                               [&](const ClusterConfig& c) { return c.name == *name; });
+  if (it == config.clusters.end()) {
+    std::vector<std::string> names;
+    for (const auto& c : config.clusters) names.push_back(c.name);
+    report(cluster->value_line(), at(path, "cluster"),
+           "no cluster named " + quoted(*name)
+               + (names.empty() ? " (no clusters are defined)" : " (clusters: " + joined(names) + ")"));
+    return std::nullopt;
+  }
+  route.cluster_index = static_cast<size_t>(it - config.clusters.begin());
+  if (problems_.size() != problems_before) return std::nullopt;
+  return route;
+}
+
+// yaml-cpp's own words, and a hint for the two commonest causes: an unquoted IPv6 address, which
+// YAML reads as the start of a list, and a tab in the indentation, which YAML forbids.
+std::string syntax_problem(const YAML::Exception& e, const std::string& text) {
+  std::string problem = "invalid YAML: " + e.msg;
+  if (e.mark.line >= 0) {
+    std::istringstream lines(text);
+    std::string line;
+    for (int i = 0; i <= e.mark.line; ++i) {
+      if (!std::getline(lines, line)) line.clear();
+    }
+    if (line.find(": [") != std::string::npos && line.find("]:") != std::string::npos)
+      problem += " (quote IPv6 addresses: \"[::1]:8080\")";
+    const size_t indent = line.find_first_not_of(' ');
+    if (indent != std::string::npos && line[indent] == '\t' && e.msg.find("tab") == std::string::npos)
+      problem += " (indent with spaces: YAML does not allow tabs)";
+  }
+  return problem;
+}
+
+}  // namespace
+
+Result<Config> parse_config(const std::string& text, const std::string& source, ConfigErrors* all_errors) {
+  Loader loader(source);
+  Config config;
+  try {
+    const std::vector<YAML::Node> documents = YAML::LoadAll(text);
+    if (documents.size() > 1) {
+      loader.report_plain(line_of(documents[1], 1),
+                          "a second YAML document starts here; fusebox reads one document per file");
+    } else {
+      config = loader.load(documents.empty() ? YAML::Node() : documents[0]);
+    }
+  } catch (const YAML::Exception& e) {
+    loader.report_plain(e.mark.line >= 0 ? e.mark.line + 1 : 1, syntax_problem(e, text));
+  }
+  config.source = source;
+  return loader.finish(std::move(config), all_errors);
+}
+
+Result<Config> load_config_file(const std::string& path, ConfigErrors* all_errors) {
+  std::string text;
+  int err = 0;
+  if (std::FILE* file = std::fopen(path.c_str(), "rb")) {
+    char buffer[8192];
+    size_t n = 0;
+    while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0) text.append(buffer, n);
+    if (std::ferror(file)) err = errno;  // EISDIR for a directory, which fopen accepts
+    std::fclose(file);
+  } else {
+    err = errno;
+  }
+  if (err != 0) {
+    Error error{"config " + path + ": cannot read: " + std::strerror(err)};
+    if (all_errors) all_errors->errors = {error.message};
+    return error;
+  }
+  return parse_config(text, path, all_errors);
+}
+
+Config default_config() {
+  auto config = parse_config(kEmbeddedConfigYaml, "<embedded>");
+  if (!config) {
+    // Only a broken build gets here; config_test.cc parses the embedded text on every test run.
+    std::fprintf(stderr, "fusebox: the embedded default config does not load:\n%s\n",
+                 config.error().message.c_str());
+    std::abort();
+  }
+  return std::move(config).value();
+}
+
+Result<Config> command_line_config(const std::string& listen, const std::string& upstream) {
+  Config config = default_config();
+  config.source = "<command line>";
+  std::vector<std::string> errors;
+  auto listen_address = parse_host_port(listen);
+  if (!listen_address) errors.push_back("--listen: " + listen_address.error().message);
+  else if (listen_address.value().port != 0
+           && listen_address.value().to_string() == config.admin_address.to_string())
+    errors.push_back("--listen: " + listen_address.value().to_string()
+                     + " is also the admin address (set FUSEBOX_ADMIN_ADDRESS to move it)");
+  else config.listeners.at(0).address = std::move(listen_address).value();
+  auto upstream_address = parse_endpoint(upstream);
+  if (!upstream_address) errors.push_back("--upstream: " + upstream_address.error().message);
+  else config.clusters.at(0).endpoints = {std::move(upstream_address).value()};
+  if (errors.empty()) return config;
+  std::string message;
+  for (const auto& e : errors) message += (message.empty() ? "" : "\n") + e;
+  return Error{message};
+}
+
+Result<void> apply_environment(Config& config, GetEnv getenv_fn) {
+  Config next = config;  // all or nothing: a half-applied environment helps nobody
+  std::vector<std::string> errors;
+  // An empty variable counts as unset, as in `env: [{name: FUSEBOX_WORKERS, value: ""}]`.
+  const auto apply = [&](const char* name, auto parse, auto assign) {
+    const char* value = getenv_fn(name);
+    if (value == nullptr || *value == '\0') return;
+    auto parsed = parse(std::string(value));
+    if (!parsed) errors.push_back(std::string("environment ") + name + ": " + parsed.error().message);
+    else assign(std::move(parsed).value());
+  };
+  apply("FUSEBOX_WORKERS", parse_workers, [&](unsigned n) { next.workers = n; });
+  apply("FUSEBOX_LOG_LEVEL", parse_log_level, [&](LogLevel l) { next.log_level = l; });
+  apply("FUSEBOX_ADMIN_ADDRESS", parse_host_port, [&](HostPort a) {
+    for (size_t i = 0; i < next.listeners.size(); ++i) {
+      if (a.port != 0 && next.listeners[i].address.to_string() == a.to_string()) {
+        errors.push_back("environment FUSEBOX_ADMIN_ADDRESS: " + a.to_string()
+                         + " is already the address of listeners[" + std::to_string(i) + "] ("
+                         + next.listeners[i].name + ")");
+        return;
+      }
+    }
+    next.admin_address = std::move(a);
+  });
+  apply("FUSEBOX_ACCESS_LOG", parse_access_log, [&](AccessLog a) {
+    next.access_log = a.target;
+    next.access_log_path = std::move(a.path);
+  });
+  apply("FUSEBOX_DRAIN_TIMEOUT", parse_duration, [&](Millis d) { next.drain_timeout = d; });
+  if (!errors.empty()) {
+    std::string message;
+    for (const auto& e : errors) message += (message.empty() ? "" : "\n") + e;
+    return Error{message};
+  }
+  config = std::move(next);
+  return {};
+}
+
+}  // namespace fusebox::proxy

@@ -1,0 +1,759 @@
+// proxy/downstream.cc: see downstream.h.
+#include "proxy/downstream.h"
+
+#include <cstdio>
+#include <cstring>
+
+#include "proxy/config.h"
+#include "proxy/head_check.h"
+#include "proxy/head_writer.h"
+#include "proxy/log.h"
+#include "proxy/router.h"
+#include "proxy/upstream_pool.h"
+#include "proxy/worker.h"
+
+namespace fusebox::proxy {
+namespace {
+
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+}  // namespace
+
+const llhttp_settings_t Downstream::kSettings = [] {
+  llhttp_settings_t s;
+  llhttp_settings_init(&s);
+  s.on_message_begin = on_message_begin;
+  s.on_method = on_method;
+  s.on_url = on_url;
+  s.on_header_field = on_header_field;
+  s.on_header_field_complete = on_header_field_complete;
+  s.on_header_value = on_header_value;
+  s.on_header_value_complete = on_header_value_complete;
+  s.on_headers_complete = on_headers_complete;
+  s.on_body = on_body;
+  s.on_message_complete = on_message_complete;
+  return s;
+}();
+
+Downstream::Downstream(Worker* worker, size_t listener, size_t buffer_bytes, size_t out_bytes)
+    : worker_(worker),
+      listener_(listener),
+      buf_(new char[buffer_bytes]),
+      cap_(buffer_bytes),
+      req_out_(new char[out_bytes]),
+      resp_out_(new char[out_bytes]),
+      out_cap_(out_bytes) {}
+
+int Downstream::accept(uv_stream_t* server) noexcept {
+  config_ = &worker_->config().listeners[listener_];
+  phase_ = Phase::Head;
+  if (const int rc = open(worker_->loop()); rc != 0) {
+    phase_ = Phase::Closed;
+    return rc;
+  }
+  if (const int rc = uv_accept(server, stream()); rc != 0) {
+    close();
+    return rc;
+  }
+  uv_tcp_nodelay(&tcp_, 1);
+  sockaddr_storage peer{};
+  int peer_len = sizeof peer;
+  client_address_[0] = '\0';
+  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0) {
+    if (peer.ss_family == AF_INET6) {
+      uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&peer), client_address_, sizeof client_address_);
+    } else {
+      uv_ip4_name(reinterpret_cast<sockaddr_in*>(&peer), client_address_, sizeof client_address_);
+    }
+  }
+  llhttp_init(&parser_, HTTP_REQUEST, &kSettings);
+  parser_.data = this;
+  up_ = nullptr;
+  len_ = pos_ = head_end_ = fwd_ = 0;
+  client_eof_ = draining_ = reading_ = close_after_ = false;
+  resume_upstream_ = finish_on_write_ = interim_ = drive_ = driving_ = false;
+  response_deadline_ms_ = request_deadline_ms_ = idle_deadline_ms_ = 0;
+  // A new connection must send its first request head within header_timeout.
+  header_deadline_ms_ = uv_now(worker_->loop()) + static_cast<uint64_t>(config_->header_timeout.count());
+  arm_timer();
+  update_reading();
+  return 0;
+}
+
+void Downstream::drain() noexcept {
+  draining_ = true;
+  if (phase_ == Phase::Head && len_ == 0) close();
+}
+
+// ---- reading
+
+void Downstream::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
+  auto* self = static_cast<Downstream*>(handle->data);
+  buf->base = self->buf_.get() + self->len_;
+  buf->len = self->cap_ - self->len_;
+}
+
+void Downstream::update_reading() noexcept {
+  if (phase_ == Phase::Closed) return;
+  const bool want = !client_eof_ && len_ < cap_ && !(phase_ == Phase::Exchange && close_after_ && response_started_);
+  if (want && !reading_) {
+    if (uv_read_start(stream(), on_alloc, on_read) != 0) {
+      close();
+      return;
+    }
+  } else if (!want && reading_) {
+    uv_read_stop(stream());
+  }
+  reading_ = want;
+}
+
+void Downstream::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) noexcept {
+  auto* self = static_cast<Downstream*>(stream->data);
+  if (nread == 0 || self->phase_ == Phase::Closed) return;
+  if (nread < 0) {
+    self->on_client_eof(static_cast<int>(nread));
+    return;
+  }
+  self->len_ += static_cast<size_t>(nread);
+  switch (self->phase_) {
+    case Phase::Head:
+      if (self->idle_deadline_ms_ != 0) {
+        // The first byte of the next request: from now on the head must arrive in time.
+        self->idle_deadline_ms_ = 0;
+        self->header_deadline_ms_ =
+            uv_now(self->worker_->loop()) + static_cast<uint64_t>(self->config_->header_timeout.count());
+        self->arm_timer();
+      }
+      self->drive_ = true;
+      self->drive();
+      break;
+    case Phase::Exchange:
+      if (!self->request_done_) {
+        self->parse_body();
+        self->forward();
+      }
+      break;
+    case Phase::Tunnel:
+      self->idle_deadline_ms_ =
+          uv_now(self->worker_->loop()) + static_cast<uint64_t>(self->config_->idle_timeout.count());
+      self->forward();
+      break;
+    case Phase::Closed:
+      return;
+  }
+  self->update_reading();
+}
+
+void Downstream::on_client_eof(int status) noexcept {
+  client_eof_ = true;
+  if (reading_) uv_read_stop(stream());
+  reading_ = false;
+  // A client that half-closes after a whole request still wants its response (RFC 9112 §9.6);
+  // anything else (a reset, a request cut short, a tunnel) ends the connection now.
+  if (phase_ == Phase::Exchange && request_done_ && status == UV_EOF) {
+    close_after_ = true;
+    return;
+  }
+  close();
+}
+
+// Parses heads for as long as requests are waiting in the buffer. A loop, not recursion: a
+// pipelined burst of requests that are answered at once (404, 503) would otherwise nest one call
+// per request.
+void Downstream::drive() noexcept {
+  if (driving_) return;
+  driving_ = true;
+  while (drive_ && phase_ == Phase::Head) {
+    drive_ = false;
+    parse_head();
+  }
+  driving_ = false;
+}
+
+void Downstream::parse_head() noexcept {
+  const size_t max_head = config_->max_header_bytes;
+  const llhttp_errno_t err = llhttp_execute(&parser_, buf_.get() + pos_, len_ - pos_);
+  if (err == HPE_OK) {
+    pos_ = len_;
+    if (len_ > max_head || len_ == cap_) reply_error(Failure::HeaderTooLarge, nullptr);
+    return;
+  }
+  if (err == HPE_PAUSED && headers_done_) {
+    head_end_ = static_cast<size_t>(llhttp_get_error_pos(&parser_) - buf_.get());
+    pos_ = fwd_ = head_end_;
+    if (head_end_ > max_head) {
+      reply_error(Failure::HeaderTooLarge, nullptr);
+      return;
+    }
+    start_exchange();
+    return;
+  }
+  reply_error(head_too_big_ ? Failure::HeaderTooLarge : Failure::BadRequest, llhttp_get_error_reason(&parser_));
+}
+
+// ---- one exchange
+
+void Downstream::start_exchange() noexcept {
+  uv_loop_t* loop = worker_->loop();
+  phase_ = Phase::Exchange;
+  header_deadline_ms_ = idle_deadline_ms_ = 0;
+  exchange_start_ms_ = uv_now(loop);
+  status_ = 0;
+  failure_ = Failure::Count;
+  body_bytes_ = response_bytes_ = 0;
+  request_done_ = request_sent_ = head_sent_ = upstream_ready_ = false;
+  response_started_ = response_head_written_ = response_done_ = retried_ = false;
+  body_too_big_ = false;
+
+  // The client's request id passes through (trimmed to what our storage holds); else a new one.
+  if (const std::string_view id = trim_ows(head_.find("x-request-id")); !id.empty()) {
+    request_id_len_ = std::min(id.size(), sizeof request_id_);
+    std::memcpy(request_id_, id.data(), request_id_len_);
+    request_id_generated_ = false;
+  } else {
+    worker_->make_request_id(request_id_);
+    request_id_len_ = 32;
+    request_id_generated_ = true;
+  }
+
+  if (const char* problem = check_head_lines({buf_.get(), head_end_})) {
+    reply_error(Failure::BadRequest, problem);
+    return;
+  }
+  const auto method = static_cast<llhttp_method_t>(llhttp_get_method(&parser_));
+  if (method == HTTP_CONNECT) {
+    reply_error(Failure::MethodNotAllowed, nullptr);
+    return;
+  }
+  const bool http11 = parser_.http_major == 1 && parser_.http_minor >= 1;
+  if (http11 && !head_.has("host")) {
+    reply_error(Failure::BadRequest, "HTTP/1.1 request without a Host header");
+    return;
+  }
+  keep_alive_ = llhttp_should_keep_alive(&parser_) != 0;
+  upgrade_ = llhttp_get_upgrade(&parser_) != 0;
+  head_request_ = method == HTTP_HEAD;
+  const bool has_body = (parser_.flags & F_CHUNKED) != 0 ||
+                        ((parser_.flags & F_CONTENT_LENGTH) != 0 && parser_.content_length > 0);
+  if (config_->max_body_bytes > 0 && (parser_.flags & F_CONTENT_LENGTH) != 0 &&
+      parser_.content_length > config_->max_body_bytes) {
+    reply_error(Failure::BodyTooLarge, nullptr);
+    return;
+  }
+  const auto route = match_route(*config_, head_.find("host"), head_.target);
+  if (!route) {
+    reply_error(Failure::NoRoute, nullptr);
+    return;
+  }
+  cluster_ = config_->routes[*route].cluster_index;
+  const ClusterConfig& cluster = worker_->pool(cluster_).config();
+
+  const UpstreamRequestShape shape{
+      .client_address = client_address_,
+      .request_id = {request_id_, request_id_len_},
+      .request_id_generated = request_id_generated_,
+      .upgrade = upgrade_,
+      .default_host = worker_->pool(cluster_).endpoint_name(0),
+  };
+  req_out_len_ = write_upstream_request(req_out_.get(), out_cap_, head_, shape);
+  if (req_out_len_ == 0) {
+    reply_error(Failure::HeaderTooLarge, "the head grew too large with the forwarding headers");
+    return;
+  }
+  request_deadline_ms_ = exchange_start_ms_ + static_cast<uint64_t>(cluster.request_timeout.count());
+  arm_timer();
+
+  // fusebox answers 100-continue itself (the Expect field is not forwarded): the route exists
+  // and the body fits, so the client may send it. HTTP/1.0 clients never get a 1xx.
+  const bool expect_continue = has_body && http11 && iequals(trim_ows(head_.find("expect")), "100-continue");
+  llhttp_resume(&parser_);
+  parse_body();  // what of the body came with the head; a bodiless request completes here
+  if (phase_ != Phase::Exchange) return;
+  if (expect_continue && !request_done_ && pos_ == len_) {
+    uv_buf_t b = uv_buf_init(const_cast<char*>(kContinue.data()), static_cast<unsigned>(kContinue.size()));
+    // 25 bytes on an idle socket: a client whose socket cannot take them at once is gone.
+    if (uv_try_write(stream(), &b, 1) != static_cast<int>(kContinue.size())) {
+      close();
+      return;
+    }
+  }
+  connect_upstream(false);
+}
+
+void Downstream::connect_upstream(bool fresh) noexcept {
+  Failure failure = Failure::Count;
+  const char* detail = nullptr;
+  upstream_ready_ = false;
+  Upstream* u = worker_->pool(cluster_).acquire(this, fresh, &failure, &detail);
+  if (u == nullptr) {
+    reply_error(failure, detail);
+    return;
+  }
+  up_ = u;
+  u->expect_response(head_request_);
+  if (u->state() == Upstream::State::Busy) on_upstream_connected();  // a pooled connection
+}
+
+void Downstream::on_upstream_connected() noexcept {
+  upstream_ready_ = true;
+  forward();
+  update_reading();
+}
+
+void Downstream::parse_body() noexcept {
+  if (request_done_) return;
+  const llhttp_errno_t err = llhttp_execute(&parser_, buf_.get() + pos_, len_ - pos_);
+  if (err == HPE_OK) {
+    pos_ = len_;
+    return;
+  }
+  if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+    // The request ended; the parser stays paused so that pipelined bytes wait their turn.
+    pos_ = static_cast<size_t>(llhttp_get_error_pos(&parser_) - buf_.get());
+    request_done_ = true;
+    return;
+  }
+  reply_error(body_too_big_ ? Failure::BodyTooLarge : Failure::BadRequest, llhttp_get_error_reason(&parser_));
+}
+
+// Hands the upstream what it has not had yet: the head, then the parsed body bytes (in a tunnel,
+// every byte read). One write at a time; on_upstream_written calls back here.
+void Downstream::forward() noexcept {
+  if ((phase_ != Phase::Exchange && phase_ != Phase::Tunnel) || up_ == nullptr || !upstream_ready_ ||
+      up_->writing())
+    return;
+  uv_buf_t bufs[2];
+  unsigned n = 0;
+  if (!head_sent_) bufs[n++] = uv_buf_init(req_out_.get(), static_cast<unsigned>(req_out_len_));
+  const size_t end = phase_ == Phase::Tunnel ? len_ : pos_;
+  if (fwd_ < end) bufs[n++] = uv_buf_init(buf_.get() + fwd_, static_cast<unsigned>(end - fwd_));
+  if (n > 0) {
+    head_sent_ = true;
+    fwd_ = end;
+    const int rc = up_->send(bufs, n);
+    if (rc < 0) {
+      upstream_write_failed(rc);
+      return;
+    }
+    if (rc == 1) return;  // on_upstream_written goes on
+    reclaim();
+  }
+  request_written();
+}
+
+void Downstream::on_upstream_written(int status) noexcept {
+  if (status < 0) {
+    upstream_write_failed(status);
+    return;
+  }
+  reclaim();
+  forward();
+  if (phase_ != Phase::Closed) update_reading();
+}
+
+void Downstream::upstream_write_failed(int status) noexcept {
+  if (status == UV_ECANCELED || up_ == nullptr) return;  // we closed it ourselves
+  Upstream* u = up_;
+  const bool may_retry = u->reused() && !response_started_;
+  up_ = nullptr;
+  u->abandon();
+  on_upstream_failed(Failure::UpstreamReset, uv_strerror(status), may_retry);
+}
+
+// Once the whole request is written, the wait for the response head starts.
+void Downstream::request_written() noexcept {
+  if (phase_ != Phase::Exchange || request_sent_ || !request_done_ || fwd_ != pos_ || !head_sent_) return;
+  request_sent_ = true;
+  if (!response_started_) {
+    const ClusterConfig& cluster = worker_->pool(cluster_).config();
+    response_deadline_ms_ = uv_now(worker_->loop()) + static_cast<uint64_t>(cluster.response_header_timeout.count());
+    arm_timer();
+  }
+}
+
+// Body bytes the upstream has taken leave the buffer, so a large body streams through a small
+// buffer. The head stays (its views are used until the exchange ends).
+void Downstream::reclaim() noexcept {
+  if (up_ != nullptr && up_->writing()) return;
+  if (phase_ == Phase::Tunnel) {
+    if (fwd_ == len_) len_ = pos_ = fwd_ = 0;
+    return;
+  }
+  if (fwd_ == pos_ && pos_ > head_end_) {
+    std::memmove(buf_.get() + head_end_, buf_.get() + pos_, len_ - pos_);
+    len_ -= pos_ - head_end_;
+    pos_ = fwd_ = head_end_;
+  }
+}
+
+void Downstream::on_upstream_failed(Failure failure, const char* detail, bool may_retry) noexcept {
+  up_ = nullptr;
+  upstream_ready_ = false;
+  if (phase_ != Phase::Exchange) return;
+  // A pooled connection the upstream had closed: the request never reached it, so it may go
+  // again, once, on a new connection, if it has no body (a body may be partly gone already).
+  if (may_retry && !retried_ && !response_started_ && request_done_ && body_bytes_ == 0 &&
+      (parser_.flags & F_CHUNKED) == 0) {
+    retried_ = true;
+    head_sent_ = request_sent_ = false;
+    response_deadline_ms_ = 0;
+    connect_upstream(true);
+    return;
+  }
+  reply_error(failure, detail);
+}
+
+// ---- the response
+
+bool Downstream::on_response_head(const HttpHead& head, int status, bool close_delimited, bool* dechunk) noexcept {
+  if (phase_ != Phase::Exchange) return false;
+  const bool http10 = parser_.http_major == 1 && parser_.http_minor == 0;
+  if (writing()) {
+    // An earlier interim (1xx) head is still on its way: rare enough to end the connection.
+    release_upstream();
+    close();
+    return false;
+  }
+  if (status >= 100 && status < 200 && status != 101) {
+    if (http10) return true;  // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client
+    resp_out_len_ = write_downstream_response(resp_out_.get(), out_cap_, head, {.status = status});
+    interim_ = resp_out_len_ > 0;
+    return true;
+  }
+  if (status == 101 && !upgrade_) {
+    release_upstream();
+    reply_error(Failure::UpstreamBadResponse, "101 Switching Protocols to a request that asked for no upgrade");
+    return false;
+  }
+  response_deadline_ms_ = 0;
+  arm_timer();
+  status_ = status;
+  *dechunk = http10;
+  // Close after this response when the client or we want it, when part of the request was not
+  // read (an early response), or when the body is delimited by closing (RFC 9112 §6.3).
+  close_after_ = !keep_alive_ || draining_ || client_eof_ || !request_done_ || close_delimited ||
+                 (http10 && head.has("transfer-encoding")) || close_after_;
+  const DownstreamResponseShape shape{
+      .status = status,
+      .close = close_after_,
+      .http10_keep_alive = http10 && !close_after_,
+      .dechunk = http10,
+      .upgrade = status == 101,
+  };
+  resp_out_len_ = write_downstream_response(resp_out_.get(), out_cap_, head, shape);
+  if (resp_out_len_ == 0) {
+    release_upstream();
+    reply_error(Failure::UpstreamBadResponse, "response head too large");
+    return false;
+  }
+  response_started_ = true;
+  response_head_written_ = false;
+  return true;
+}
+
+Flow Downstream::on_response_data(const char* data, size_t len) noexcept {
+  if (phase_ == Phase::Closed) return Flow::Aborted;
+  response_bytes_ += len;
+  return send_response(data, len, up_);
+}
+
+// Writes the response head if it has not gone yet, and data (which lives in `source`'s buffer).
+Flow Downstream::send_response(const char* data, size_t len, Conn* source) noexcept {
+  uv_buf_t bufs[2];
+  unsigned n = 0;
+  if (response_started_ && !response_head_written_) {
+    bufs[n++] = uv_buf_init(resp_out_.get(), static_cast<unsigned>(resp_out_len_));
+    response_head_written_ = true;
+  }
+  if (len > 0) bufs[n++] = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(len));
+  if (n == 0) return Flow::Sent;
+  const int rc = write(bufs, n, source);
+  if (rc < 0) {
+    release_upstream();
+    close();
+    return Flow::Aborted;
+  }
+  if (rc == 1) {
+    resume_upstream_ = source != nullptr;
+    return Flow::Blocked;
+  }
+  return Flow::Sent;
+}
+
+void Downstream::on_response_complete(bool informational) noexcept {
+  if (phase_ != Phase::Exchange) return;
+  if (informational) {
+    if (interim_) {
+      interim_ = false;
+      uv_buf_t b = uv_buf_init(resp_out_.get(), static_cast<unsigned>(resp_out_len_));
+      if (write(&b, 1, nullptr) < 0) {
+        release_upstream();
+        close();
+      }
+    }
+    return;
+  }
+  up_ = nullptr;  // the upstream went back to its pool (or closed) before telling us
+  response_done_ = true;
+  response_deadline_ms_ = request_deadline_ms_ = 0;
+  if (send_response(nullptr, 0, nullptr) == Flow::Blocked || writing()) {
+    finish_on_write_ = true;  // a bodiless response's head is still on its way
+    return;
+  }
+  if (phase_ == Phase::Exchange) finish_exchange();
+}
+
+void Downstream::on_response_aborted(const char* why) noexcept {
+  up_ = nullptr;
+  if (phase_ == Phase::Closed) return;
+  if (phase_ == Phase::Exchange && worker_->allow_error_log()) {
+    FB_LOG(Warn, "response aborted request_id=%.*s status=%d: %s", static_cast<int>(request_id_len_),
+           request_id_, status_, why);
+  }
+  close();
+}
+
+void Downstream::on_tunnel_ready() noexcept {
+  if (phase_ != Phase::Exchange) return;
+  phase_ = Phase::Tunnel;
+  response_done_ = true;
+  response_deadline_ms_ = request_deadline_ms_ = 0;
+  idle_deadline_ms_ = uv_now(worker_->loop()) + static_cast<uint64_t>(config_->idle_timeout.count());
+  arm_timer();
+  log_access();
+  if (send_response(nullptr, 0, nullptr) == Flow::Aborted) return;
+  // Bytes the client sent after its upgrade request belong to the tunnel.
+  fwd_ = pos_;
+  forward();
+  update_reading();
+}
+
+void Downstream::on_write_done(int status) noexcept {
+  if (phase_ == Phase::Closed) return;
+  if (status < 0) {
+    release_upstream();
+    close();
+    return;
+  }
+  if (resume_upstream_) {
+    resume_upstream_ = false;
+    if (up_ != nullptr) up_->resume();
+    return;
+  }
+  if (finish_on_write_) {
+    finish_on_write_ = false;
+    finish_exchange();
+  }
+}
+
+void Downstream::finish_exchange() noexcept {
+  log_access();
+  if (close_after_ || !keep_alive_ || !request_done_ || draining_ || client_eof_ || upgrade_) {
+    close();
+    return;
+  }
+  next_request();
+}
+
+void Downstream::next_request() noexcept {
+  // Pipelined bytes move to the front, so the next head starts at 0 and is contiguous.
+  const size_t rest = len_ - pos_;
+  std::memmove(buf_.get(), buf_.get() + pos_, rest);
+  len_ = rest;
+  pos_ = head_end_ = fwd_ = 0;
+  phase_ = Phase::Head;
+  headers_done_ = false;
+  llhttp_resume(&parser_);
+  const uint64_t now = uv_now(worker_->loop());
+  if (len_ > 0) {
+    header_deadline_ms_ = now + static_cast<uint64_t>(config_->header_timeout.count());
+    drive_ = true;
+  } else {
+    idle_deadline_ms_ = now + static_cast<uint64_t>(config_->idle_timeout.count());
+  }
+  arm_timer();
+  update_reading();
+  drive();
+}
+
+// ---- errors, timers, closing
+
+void Downstream::reply_error(Failure failure, const char* detail) noexcept {
+  if (phase_ == Phase::Closed) return;
+  const FailureInfo& f = info(failure);
+  failure_ = failure;
+  if (worker_->allow_error_log()) {
+    FB_LOG(Warn, "%d %.*s request_id=%.*s client=%s %.*s %.*s: %.*s%s%s", f.status,
+           static_cast<int>(f.label.size()), f.label.data(), static_cast<int>(request_id_len_), request_id_,
+           client_address_, static_cast<int>(std::min<size_t>(head_.method.size(), 16)), head_.method.data(),
+           static_cast<int>(std::min<size_t>(head_.target.size(), 256)), head_.target.data(),
+           static_cast<int>(f.text.size()), f.text.data(), detail ? ": " : "", detail ? detail : "");
+  }
+  if (response_started_) {
+    // The client has part of a response already: the only honest signal left is closing.
+    release_upstream();
+    close();
+    return;
+  }
+  release_upstream();
+  if (phase_ == Phase::Head) {
+    phase_ = Phase::Exchange;
+    request_done_ = false;
+  }
+  status_ = f.status;
+  close_after_ = !keeps_connection(failure) || !request_done_ || !keep_alive_ || draining_ || client_eof_ ||
+                 upgrade_;
+  resp_out_len_ = format_error_response(resp_out_.get(), out_cap_, failure, detail ? detail : "",
+                                        {request_id_, request_id_len_}, close_after_);
+  response_started_ = response_head_written_ = true;
+  response_done_ = true;
+  response_deadline_ms_ = request_deadline_ms_ = header_deadline_ms_ = 0;
+  arm_timer();
+  uv_buf_t b = uv_buf_init(resp_out_.get(), static_cast<unsigned>(resp_out_len_));
+  const int rc = write(&b, 1, nullptr);
+  if (rc < 0) {
+    close();
+  } else if (rc == 1) {
+    finish_on_write_ = true;
+  } else {
+    finish_exchange();
+  }
+}
+
+void Downstream::arm_timer() noexcept {
+  uint64_t first = 0;
+  for (const uint64_t d : {header_deadline_ms_, idle_deadline_ms_, response_deadline_ms_, request_deadline_ms_})
+    if (d != 0 && (first == 0 || d < first)) first = d;
+  if (first == 0) {
+    stop_timer();
+    return;
+  }
+  const uint64_t now = uv_now(worker_->loop());
+  start_timer(first > now ? first - now : 0);
+}
+
+void Downstream::on_timer() noexcept {
+  if (phase_ == Phase::Closed) return;
+  const uint64_t now = uv_now(worker_->loop());
+  auto passed = [now](uint64_t deadline) { return deadline != 0 && now >= deadline; };
+  if (passed(idle_deadline_ms_)) {
+    close();  // an idle keep-alive connection or tunnel: nothing to say
+  } else if (passed(header_deadline_ms_)) {
+    if (phase_ == Phase::Head && len_ > 0) {
+      reply_error(Failure::HeaderTimeout, nullptr);
+    } else {
+      close();
+    }
+  } else if (passed(response_deadline_ms_)) {
+    reply_error(Failure::ResponseHeaderTimeout, nullptr);
+  } else if (passed(request_deadline_ms_)) {
+    reply_error(Failure::RequestTimeout, nullptr);
+  } else {
+    arm_timer();
+  }
+}
+
+void Downstream::release_upstream() noexcept {
+  if (up_ == nullptr) return;
+  Upstream* u = up_;
+  up_ = nullptr;
+  u->abandon();
+}
+
+void Downstream::close() noexcept {
+  if (phase_ == Phase::Closed) return;
+  phase_ = Phase::Closed;
+  release_upstream();
+  reading_ = false;
+  close_handles();
+}
+
+void Downstream::recycle() noexcept { worker_->on_downstream_recycled(this); }
+
+void Downstream::log_access() noexcept {
+  if (!worker_->access_log_enabled()) return;
+  char line[1024];
+  const uint64_t ms = uv_now(worker_->loop()) - exchange_start_ms_;
+  const std::string_view error = failure_ == Failure::Count ? std::string_view("") : info(failure_).label;
+  // Method and target are tokens llhttp validated (no quotes or control bytes); the target is
+  // cut to keep one line bounded.
+  const int n = std::snprintf(
+      line, sizeof line,
+      "{\"request_id\":\"%.*s\",\"client\":\"%s\",\"listener\":\"%s\",\"method\":\"%.*s\",\"target\":\"%.*s\","
+      "\"status\":%d,\"error\":\"%.*s\",\"request_body_bytes\":%llu,\"response_body_bytes\":%llu,"
+      "\"duration_ms\":%llu}\n",
+      static_cast<int>(request_id_len_), request_id_, client_address_, config_->name.c_str(),
+      static_cast<int>(std::min<size_t>(head_.method.size(), 16)), head_.method.data(),
+      static_cast<int>(std::min<size_t>(head_.target.size(), 512)), head_.target.data(), status_,
+      static_cast<int>(error.size()), error.data(), static_cast<unsigned long long>(body_bytes_),
+      static_cast<unsigned long long>(response_bytes_), static_cast<unsigned long long>(ms));
+  if (n > 0) worker_->write_access_log(line, std::min(static_cast<size_t>(n), sizeof line - 1));
+}
+
+// ---- llhttp callbacks: fill head_, count the body, pause at the end of the head and message.
+
+int Downstream::on_message_begin(llhttp_t* p) noexcept {
+  auto* self = static_cast<Downstream*>(p->data);
+  self->head_.clear();
+  self->headers_done_ = self->head_too_big_ = false;
+  return HPE_OK;
+}
+
+int Downstream::on_method(llhttp_t* p, const char* at, size_t len) noexcept {
+  HttpHead::extend(static_cast<Downstream*>(p->data)->head_.method, at, len);
+  return HPE_OK;
+}
+
+int Downstream::on_url(llhttp_t* p, const char* at, size_t len) noexcept {
+  HttpHead::extend(static_cast<Downstream*>(p->data)->head_.target, at, len);
+  return HPE_OK;
+}
+
+int Downstream::on_header_field(llhttp_t* p, const char* at, size_t len) noexcept {
+  auto* self = static_cast<Downstream*>(p->data);
+  if (!self->head_.add_name(at, len)) {
+    self->head_too_big_ = true;
+    llhttp_set_error_reason(p, "more than 100 request header fields");
+    return HPE_USER;
+  }
+  return HPE_OK;
+}
+
+int Downstream::on_header_field_complete(llhttp_t* p) noexcept {
+  static_cast<Downstream*>(p->data)->head_.end_name();
+  return HPE_OK;
+}
+
+int Downstream::on_header_value(llhttp_t* p, const char* at, size_t len) noexcept {
+  static_cast<Downstream*>(p->data)->head_.add_value(at, len);
+  return HPE_OK;
+}
+
+int Downstream::on_header_value_complete(llhttp_t* p) noexcept {
+  static_cast<Downstream*>(p->data)->head_.end_value();
+  return HPE_OK;
+}
+
+int Downstream::on_headers_complete(llhttp_t* p) noexcept {
+  static_cast<Downstream*>(p->data)->headers_done_ = true;
+  return HPE_PAUSED;
+}
+
+int Downstream::on_body(llhttp_t* p, const char*, size_t len) noexcept {
+  auto* self = static_cast<Downstream*>(p->data);
+  self->body_bytes_ += len;
+  const uint64_t limit = self->config_->max_body_bytes;
+  if (limit > 0 && self->body_bytes_ > limit) {
+    self->body_too_big_ = true;
+    llhttp_set_error_reason(p, "the chunked body exceeds max_body_bytes");
+    return HPE_USER;
+  }
+  return HPE_OK;
+}
+
+int Downstream::on_message_complete(llhttp_t* p) noexcept {
+  (void)p;
+  return HPE_PAUSED;
+}
+
+}  // namespace fusebox::proxy

@@ -1,0 +1,28 @@
+// proxy/head_check.cc: see head_check.h.
+#include "proxy/head_check.h"
+
+#include <cstring>
+
+namespace fusebox::proxy {
+
+const char* check_head_lines(std::string_view head) noexcept {
+  const char* p = head.data();
+  const char* const end = p + head.size();
+  if (p < end && (*p == ' ' || *p == '\t')) return "a line of the head starts with white space";
+  while (p < end) {
+    const char* lf = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+    const char* line_end = lf ? lf : end;
+    // A CR anywhere but right before the LF is a bare CR.
+    if (const void* cr = std::memchr(p, '\r', static_cast<size_t>(line_end - p));
+        cr && static_cast<const char*>(cr) != line_end - 1)
+      return "bare CR in the head";
+    if (!lf) break;
+    if (lf == head.data() || lf[-1] != '\r') return "bare LF in the head (lines must end in CRLF)";
+    p = lf + 1;
+    if (p < end && (*p == ' ' || *p == '\t'))
+      return "obsolete line folding (a header line starts with white space)";
+  }
+  return nullptr;
+}
+
+}  // namespace fusebox::proxy

@@ -1,0 +1,17 @@
+// proxy/head_check.h: checks of a raw request head that Debian's llhttp 8.1 does not make.
+// It folds an indented line into the previous header (obs-fold, CVE-2024-27982: "Host: a\r\n
+// Content-Length: 3" hides the body, which is then parsed as a second request) and accepts a bare
+// LF after the request line even in strict mode. Both are smuggling shapes (RFC 9112 §2.2, §5.2),
+// so the whole head is scanned before anything is forwarded.
+#pragma once
+
+#include <string_view>
+
+namespace fusebox::proxy {
+
+// Returns nullptr if every line ends in CRLF and none starts with SP or HTAB, else a static
+// sentence saying what is wrong. `head` runs from the first byte of the message to the end of
+// the empty line that closes the head.
+const char* check_head_lines(std::string_view head) noexcept;
+
+}  // namespace fusebox::proxy

@@ -1,0 +1,125 @@
+// proxy/head_writer.cc: see head_writer.h.
+#include "proxy/head_writer.h"
+
+#include <cstring>
+
+namespace fusebox::proxy {
+
+HeadWriter& HeadWriter::operator<<(std::string_view s) noexcept {
+  if (overflow_ || s.size() > cap_ - n_) {
+    overflow_ = true;
+    return *this;
+  }
+  std::memcpy(out_ + n_, s.data(), s.size());
+  n_ += s.size();
+  return *this;
+}
+
+HeadWriter& HeadWriter::operator<<(unsigned long long v) noexcept {
+  char digits[24];
+  size_t i = sizeof digits;
+  do {
+    digits[--i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  return *this << std::string_view(digits + i, sizeof digits - i);
+}
+
+namespace {
+
+// The field names the Connection header lists, which are hop-by-hop too (RFC 9110 §7.6.1).
+class ConnectionOptions {
+ public:
+  explicit ConnectionOptions(const HttpHead& head) noexcept {
+    for (const Header& h : head) {
+      if (!iequals(h.name, "connection")) continue;
+      for_each_token(h.value, [&](std::string_view token) {
+        if (n_ < kMax) names_[n_++] = token;
+        return true;
+      });
+    }
+  }
+  bool names(std::string_view field) const noexcept {
+    for (size_t i = 0; i < n_; ++i)
+      if (iequals(names_[i], field)) return true;
+    return false;
+  }
+
+ private:
+  static constexpr size_t kMax = 16;
+  std::string_view names_[kMax];
+  size_t n_ = 0;
+};
+
+bool is_hop_by_hop(std::string_view name) noexcept {
+  return iequals(name, "connection") || iequals(name, "keep-alive") ||
+         iequals(name, "proxy-connection") || iequals(name, "te") || iequals(name, "upgrade");
+}
+
+}  // namespace
+
+size_t write_upstream_request(char* out, size_t cap, const HttpHead& head,
+                              const UpstreamRequestShape& shape) noexcept {
+  HeadWriter w(out, cap);
+  const ConnectionOptions options(head);
+  w << head.method << " " << head.target << " HTTP/1.1\r\n";
+  bool has_host = false;
+  bool has_request_id = false;
+  // X-Forwarded-For and Via are each folded into one field with our addition at the end.
+  std::string_view forwarded_for[8];
+  size_t n_forwarded_for = 0;
+  std::string_view via[8];
+  size_t n_via = 0;
+  for (const Header& h : head) {
+    if (is_hop_by_hop(h.name) || options.names(h.name)) continue;
+    if (iequals(h.name, "expect")) continue;
+    if (iequals(h.name, "x-forwarded-for")) {
+      if (n_forwarded_for < std::size(forwarded_for)) forwarded_for[n_forwarded_for++] = h.value;
+      continue;
+    }
+    if (iequals(h.name, "via")) {
+      if (n_via < std::size(via)) via[n_via++] = h.value;
+      continue;
+    }
+    if (iequals(h.name, "host")) has_host = true;
+    if (iequals(h.name, "x-request-id")) has_request_id = true;
+    w.header(h.name, h.value);
+  }
+  if (!has_host && !shape.default_host.empty()) w.header("Host", shape.default_host);
+  w << "X-Forwarded-For: ";
+  for (size_t i = 0; i < n_forwarded_for; ++i) w << forwarded_for[i] << ", ";
+  w << shape.client_address << "\r\nVia: ";
+  for (size_t i = 0; i < n_via; ++i) w << via[i] << ", ";
+  w << "1.1 fusebox\r\n";
+  if (!has_request_id) w.header("x-request-id", shape.request_id);
+  if (shape.upgrade) {
+    w.header("Upgrade", head.find("upgrade"));
+    w << "Connection: upgrade\r\n";
+  }
+  w << "\r\n";
+  return w.size();
+}
+
+size_t write_downstream_response(char* out, size_t cap, const HttpHead& head,
+                                 const DownstreamResponseShape& shape) noexcept {
+  HeadWriter w(out, cap);
+  const ConnectionOptions options(head);
+  w << "HTTP/1.1 " << static_cast<unsigned long long>(shape.status) << " " << head.reason << "\r\n";
+  for (const Header& h : head) {
+    if (is_hop_by_hop(h.name) || options.names(h.name)) continue;
+    if (shape.dechunk && iequals(h.name, "transfer-encoding")) continue;
+    w.header(h.name, h.value);
+  }
+  if (shape.upgrade) {
+    w.header("Upgrade", head.find("upgrade"));
+    w << "Connection: upgrade\r\n";
+  } else if (shape.close) {
+    w << "Connection: close\r\n";
+  } else if (shape.http10_keep_alive) {
+    w << "Connection: keep-alive\r\n";
+  }
+  w << "\r\n";
+  return w.size();
+}
+
+}  // namespace fusebox::proxy

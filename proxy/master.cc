@@ -1,0 +1,255 @@
+// proxy/master.cc: see master.h.
+#include "proxy/master.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "proxy/cpu_count.h"
+#include "proxy/listen_socket.h"
+#include "proxy/log.h"
+#include "proxy/worker.h"
+
+namespace fusebox::proxy {
+namespace {
+
+constexpr int kBacklog = 4096;
+constexpr uint64_t kHealthyAfterMs = 10'000;  // a worker that lived this long resets the backoff
+constexpr int kSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD};
+
+std::string socket_key(const ListenerConfig& l) { return l.name + "|" + l.address.to_string(); }
+
+unsigned worker_count(const Config& c) { return c.workers > 0 ? c.workers : usable_cpus(); }
+
+}  // namespace
+
+Master::Master(Config config, Reload reload) : loop_(uv_default_loop()), reload_(std::move(reload)) {
+  current_ = std::make_unique<Generation>();
+  current_->config = std::make_unique<Config>(std::move(config));
+}
+
+Master::~Master() = default;
+
+Result<void> Master::bind_all(const Config& config, std::vector<int>* fds) {
+  fds->clear();
+  std::map<std::string, int> fresh;
+  for (const ListenerConfig& l : config.listeners) {
+    const std::string key = socket_key(l);
+    if (auto it = sockets_.find(key); it != sockets_.end()) {
+      fds->push_back(it->second);
+      continue;
+    }
+    auto bound = bind_listener(l, kBacklog);
+    if (!bound) {
+      for (auto& [k, fd] : fresh) ::close(fd);
+      return bound.error();
+    }
+    fresh[key] = bound.value().fd;
+    fds->push_back(bound.value().fd);
+    FB_LOG(Info, "listening listener=%s address=%s", l.name.c_str(), bound.value().bound.to_string().c_str());
+  }
+  for (auto& [k, fd] : fresh) sockets_[k] = fd;
+  return {};
+}
+
+int Master::run() {
+  if (auto bound = bind_all(*current_->config, &current_->fds); !bound) {
+    FB_LOG(Error, "%s", bound.error().message.c_str());
+    return 1;
+  }
+  for (size_t i = 0; i < std::size(kSignals); ++i) {
+    uv_signal_init(loop_, &signals_[i]);
+    signals_[i].data = this;
+    uv_signal_start(&signals_[i], on_signal, kSignals[i]);
+  }
+  uv_timer_init(loop_, &kill_timer_);
+  kill_timer_.data = this;
+
+  current_->workers = worker_count(*current_->config);
+  for (unsigned i = 0; i < current_->workers; ++i) {
+    auto slot = std::make_unique<Slot>();
+    slot->master = this;
+    slot->index = i;
+    uv_timer_init(loop_, &slot->respawn_timer);
+    slot->respawn_timer.data = slot.get();
+    current_->slots.push_back(std::move(slot));
+  }
+  FB_LOG(Info, "fusebox %s (%s) starting %u workers, config %s", FUSEBOX_VERSION, FUSEBOX_REVISION,
+         current_->workers, current_->config->source.c_str());
+  for (unsigned i = 0; i < current_->workers; ++i) spawn(i);
+  uv_run(loop_, UV_RUN_DEFAULT);
+  return exit_code_;
+}
+
+void Master::spawn(unsigned slot) {
+  const Config& config = *current_->config;
+  const pid_t pid = fork();
+  if (pid < 0) {
+    FB_LOG(Error, "cannot start worker %u: fork: %s; trying again in 1 s", slot, std::strerror(errno));
+    uv_timer_start(&current_->slots[slot]->respawn_timer, on_respawn, 1000, 0);
+    return;
+  }
+  if (pid == 0) {
+    // The child: leave the master's loop alone (its signal handles would otherwise still
+    // receive this process's signals through libuv's global handler), run a worker, exit.
+    for (uv_signal_t& s : signals_) uv_signal_stop(&s);
+    char role[32];
+    std::snprintf(role, sizeof role, "worker %u", slot);
+    log::init(config.log_level, role);
+    for (auto& [key, fd] : sockets_) {
+      if (std::find(current_->fds.begin(), current_->fds.end(), fd) == current_->fds.end()) ::close(fd);
+    }
+    int rc;
+    {
+      Worker worker(config, slot, current_->fds);
+      rc = worker.run();
+    }
+    _exit(rc);
+  }
+  workers_[pid] = {pid, slot, generation_, uv_now(loop_)};
+  FB_LOG(Debug, "worker %u started, pid %d", slot, pid);
+}
+
+void Master::on_signal(uv_signal_t* handle, int signum) noexcept {
+  auto* self = static_cast<Master*>(handle->data);
+  switch (signum) {
+    case SIGCHLD: {
+      int status = 0;
+      pid_t pid;
+      while ((pid = waitpid(-1, &status, WNOHANG)) > 0) self->on_child_exit(pid, status);
+      break;
+    }
+    case SIGHUP:
+      self->reload();
+      break;
+    default:
+      self->shutdown(signum);
+  }
+}
+
+void Master::on_child_exit(pid_t pid, int status) {
+  auto it = workers_.find(pid);
+  if (it == workers_.end()) return;
+  const WorkerProcess w = it->second;
+  workers_.erase(it);
+  const uint64_t lived = uv_now(loop_) - w.started_ms;
+  if (shutting_down_ || w.generation != generation_) {
+    FB_LOG(Debug, "worker %u (pid %d, generation %u) exited", w.slot, pid, w.generation);
+    maybe_exit();
+    return;
+  }
+  Slot& slot = *current_->slots[w.slot];
+  slot.crashes = lived >= kHealthyAfterMs ? 1 : slot.crashes + 1;
+  // 0 ms for a first crash (a lone kill should not cost capacity), then 100 ms doubling to 5 s:
+  // a worker that dies at start must not turn the master into a fork loop.
+  const uint64_t delay = slot.crashes <= 1 ? 0 : std::min<uint64_t>(5000, 100ull << std::min(slot.crashes - 2, 6u));
+  if (WIFSIGNALED(status)) {
+    FB_LOG(Error, "worker %u (pid %d) was killed by signal %d (%s) after %llu ms; respawning in %llu ms", w.slot,
+           pid, WTERMSIG(status), strsignal(WTERMSIG(status)), static_cast<unsigned long long>(lived),
+           static_cast<unsigned long long>(delay));
+  } else {
+    FB_LOG(Error, "worker %u (pid %d) exited with status %d after %llu ms; respawning in %llu ms", w.slot, pid,
+           WEXITSTATUS(status), static_cast<unsigned long long>(lived), static_cast<unsigned long long>(delay));
+  }
+  uv_timer_start(&slot.respawn_timer, on_respawn, delay, 0);
+}
+
+void Master::on_respawn(uv_timer_t* timer) noexcept {
+  auto* slot = static_cast<Slot*>(timer->data);
+  Master* self = slot->master;
+  if (self->shutting_down_) return;
+  self->spawn(slot->index);
+}
+
+void Master::reload() {
+  if (shutting_down_) return;
+  if (!reload_) {
+    FB_LOG(Warn, "SIGHUP: nothing to reload (the config came from the command line or the embedded default)");
+    return;
+  }
+  auto next = reload_();
+  if (!next) {
+    FB_LOG(Error, "reload refused, the running config stays:\n%s", next.error().message.c_str());
+    return;
+  }
+  auto gen = std::make_unique<Generation>();
+  gen->config = std::make_unique<Config>(std::move(next).value());
+  if (auto bound = bind_all(*gen->config, &gen->fds); !bound) {
+    FB_LOG(Error, "reload refused, the running config stays: %s", bound.error().message.c_str());
+    return;
+  }
+  log::set_level(gen->config->log_level);
+  gen->workers = worker_count(*gen->config);
+  for (unsigned i = 0; i < gen->workers; ++i) {
+    auto slot = std::make_unique<Slot>();
+    slot->master = this;
+    slot->index = i;
+    uv_timer_init(loop_, &slot->respawn_timer);
+    slot->respawn_timer.data = slot.get();
+    gen->slots.push_back(std::move(slot));
+  }
+  // The old generation drains; its respawn timers must not fire for it any more.
+  for (auto& slot : current_->slots) uv_timer_stop(&slot->respawn_timer);
+  retired_.push_back(std::move(current_));
+  current_ = std::move(gen);
+  const unsigned old_generation = generation_++;
+  for (unsigned i = 0; i < current_->workers; ++i) spawn(i);
+  for (auto& [pid, w] : workers_)
+    if (w.generation == old_generation) kill(pid, SIGTERM);
+  retire_listeners_not_in(current_->fds);
+  FB_LOG(Info, "reloaded %s: %zu listeners, %zu clusters, %u workers (generation %u)",
+         current_->config->source.c_str(), current_->config->listeners.size(), current_->config->clusters.size(),
+         current_->workers, generation_);
+}
+
+// A listener that the new config dropped: the master closes its copy; the old workers close
+// theirs as they drain, and then the port is free.
+void Master::retire_listeners_not_in(const std::vector<int>& keep) {
+  for (auto it = sockets_.begin(); it != sockets_.end();) {
+    if (std::find(keep.begin(), keep.end(), it->second) == keep.end()) {
+      ::close(it->second);
+      it = sockets_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Master::shutdown(int signum) {
+  if (shutting_down_) {
+    FB_LOG(Warn, "second %s: stopping the workers now", strsignal(signum));
+    for (auto& [pid, w] : workers_) kill(pid, SIGKILL);
+    return;
+  }
+  shutting_down_ = true;
+  const auto drain_ms = static_cast<uint64_t>(current_->config->drain_timeout.count());
+  FB_LOG(Info, "%s: draining %zu workers (at most %llu ms)", strsignal(signum), workers_.size(),
+         static_cast<unsigned long long>(drain_ms));
+  // New connections are refused from now on: our copies of the sockets close here, the workers'
+  // as they start draining.
+  retire_listeners_not_in({});
+  for (auto& slot : current_->slots) uv_timer_stop(&slot->respawn_timer);
+  for (auto& [pid, w] : workers_) kill(pid, SIGTERM);
+  // Workers stop themselves at the drain deadline; this is the backstop if one cannot.
+  uv_timer_start(&kill_timer_, on_kill_deadline, drain_ms + 2000, 0);
+  maybe_exit();
+}
+
+void Master::on_kill_deadline(uv_timer_t* timer) noexcept {
+  auto* self = static_cast<Master*>(timer->data);
+  for (auto& [pid, w] : self->workers_) {
+    FB_LOG(Warn, "worker %u (pid %d) did not drain in time: killing it", w.slot, pid);
+    kill(pid, SIGKILL);
+  }
+}
+
+void Master::maybe_exit() {
+  if (!shutting_down_ || !workers_.empty()) return;
+  FB_LOG(Info, "all workers drained; exiting");
+  uv_stop(loop_);
+}
+
+}  // namespace fusebox::proxy

@@ -1,0 +1,81 @@
+// proxy/worker.h: one data-plane process: one libuv loop that accepts on every listener socket
+// the master bound (inherited across fork: one shared accept queue per listener), runs the
+// client connections and keeps a pool of upstream connections per cluster. Shares nothing with
+// other workers. SIGTERM drains it: stop accepting, finish what is in flight, exit.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "proxy/config.h"
+#include "proxy/upstream_pool.h"
+
+namespace fusebox::proxy {
+
+class Downstream;
+
+class Worker {
+ public:
+  Worker(const Config& config, unsigned index, const std::vector<int>& listen_fds);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Runs until drained; returns the process exit code.
+  int run() noexcept;
+
+  uv_loop_t* loop() noexcept { return &loop_; }
+  const Config& config() const noexcept { return config_; }
+  UpstreamPool& pool(size_t cluster) noexcept { return *pools_[cluster]; }
+  bool draining() const noexcept { return draining_; }
+
+  // 32 hex digits, random (a per-worker xorshift seeded from the kernel): ids are unique across
+  // workers and restarts without a syscall per request.
+  void make_request_id(char out[32]) noexcept;
+  // Error logs on the data path are limited to a burst of 20 and 10 a second, so an outage does
+  // not turn into a log flood that costs more than the requests; the next line that passes says
+  // how many were suppressed.
+  bool allow_error_log() noexcept;
+  // One JSON line (already formatted, ending in \n) to the access log, if it is on.
+  void write_access_log(const char* line, size_t len) noexcept;
+  bool access_log_enabled() const noexcept { return access_log_fd_ >= 0; }
+
+  void on_downstream_recycled(Downstream* d) noexcept;
+
+ private:
+  struct Listener {
+    uv_tcp_t tcp{};
+    Worker* worker = nullptr;
+    size_t index = 0;
+  };
+
+  static void on_connection(uv_stream_t* server, int status) noexcept;
+  static void on_signal(uv_signal_t* handle, int signum) noexcept;
+  static void on_drain_deadline(uv_timer_t* timer) noexcept;
+  void start_drain() noexcept;
+  void maybe_exit() noexcept;
+
+  const Config& config_;
+  unsigned index_;
+  uv_loop_t loop_{};
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::vector<int> listen_fds_;
+  std::vector<std::unique_ptr<UpstreamPool>> pools_;
+  std::vector<std::vector<Downstream*>> free_downstreams_;  // per listener
+  Downstream* connections_ = nullptr;  // every open client connection, for drain
+  size_t open_connections_ = 0;
+  uv_signal_t sigterm_{};
+  uv_signal_t sigint_{};
+  uv_timer_t drain_timer_{};
+  bool draining_ = false;
+  uint64_t rng_state_[2] = {};
+  double log_tokens_ = 20;
+  uint64_t log_refill_ms_ = 0;
+  uint64_t log_suppressed_ = 0;
+  int access_log_fd_ = -1;
+};
+
+}  // namespace fusebox::proxy
