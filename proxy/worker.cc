@@ -48,6 +48,7 @@ int Worker::run() noexcept {
     pools_.back()->start();
   }
   free_downstreams_.resize(config_.listeners.size());
+  for (auto& free : free_downstreams_) free.reserve(1024);  // no growth on the hot path below that
   for (size_t i = 0; i < listen_fds_.size(); ++i) {
     auto l = std::make_unique<Listener>();
     l->worker = this;

@@ -1,30 +1,36 @@
 #!/usr/bin/env python3
 # tools/fault_upstream.py: a fault-injecting HTTP/1.1 upstream for fusebox's integration tests,
-# demos and benchmarks. Every request chooses its own misbehaviour through query parameters on any
-# path (so a proxy route prefix does not matter), and POST /__mode sets a default for requests that
-# carry no query, so a test can flip the upstream from healthy to broken while traffic keeps flowing.
+# demos and benchmarks. Every request picks its own misbehaviour with query parameters on any path
+# (so a proxy route prefix does not matter), and POST /__mode sets a default for requests that carry
+# no query, so a test can turn the upstream from healthy to broken while traffic keeps flowing.
 #
-#   tools/fault_upstream.py [--listen HOST:PORT] [--quiet]      (default 127.0.0.1:8080, port 0 = any)
+#   tools/fault_upstream.py [--listen HOST:PORT] [--quiet]    (default 127.0.0.1:8080; port 0: any)
 #
 # Prints "ready HOST:PORT" (the real port) on stdout once listening; logs one line per request on
 # stderr unless --quiet; SIGTERM/SIGINT exit 0.
 #
-# Query parameters (combine freely):
-#   status=N        response status (default 200)        delay=MS    wait before the response head
-#   body=TEXT       response body (default "ok\n")        size=N      N bytes of 'x', streamed
-#   chunked=1       Transfer-Encoding: chunked, chunks of at most 16 KiB
-#   echo=1          JSON description of the request       echo=body   the request body, streamed back
-#   hang=1          read the request, never answer        trickle=MS  one byte of response every MS
-#   reset=1         RST instead of a response             reset=mid   head and half the body, then RST
-#   truncate=1      half the body, then FIN (chunked: no last chunk; else a Content-Length too large)
-#   close=1         Connection: close                     header=Name:Value   extra header, repeatable
-# Upgrade requests (Upgrade + Connection: upgrade) get 101 and then a raw byte echo.
-# Control endpoints, never counted in the stats: GET /__stats, POST /__reset, POST /__mode?PARAMS.
+# Query parameters (combine freely; unknown ones are ignored):
+#   status=N     response status (default 200)         delay=MS     wait, then answer (or reset=1)
+#   body=TEXT    response body (default "ok\n")         size=N       N bytes of 'x', streamed
+#   chunked=1    Transfer-Encoding: chunked, chunks of at most 16 KiB
+#   echo=1       the request described as JSON          echo=body    the request body, streamed back
+#   hang=1       read the request, never answer         trickle=MS   one response byte every MS
+#   reset=1      RST instead of a response              reset=mid    head, half the body, then RST
+#   truncate=1   half the body, then FIN (chunked: no last chunk; else Content-Length too large)
+#   close=1      Connection: close                      header=Name:Value   extra header, repeatable
+# The body is echo=, else size=, else body=. header=Content-Type:... replaces our Content-Type; any
+# other header= is added as is, even a conflicting Content-Length (a broken response on purpose).
+# Upgrade requests (Upgrade + Connection: upgrade) get 101, then a raw byte echo.
+#
+# Control endpoints, never counted: GET /__stats, POST /__reset, POST /__mode?PARAMS (no query:
+# clear). A connection is counted once it sends its first non-control request, so a test that
+# asks for stats on its own connection does not disturb the numbers; active_connections is those
+# counted connections still open, a gauge that /__reset leaves alone.
 #
 # What it is not: a general web server or an HTTP conformance reference. It trusts its client,
-# speaks no TLS or HTTP/2, and is meant for loopback only. Its parser is strict on purpose (bare LF,
-# obs-fold, Content-Length together with Transfer-Encoding all get 400): if fusebox ever forwards
-# such a request, the test should see it rather than have the upstream paper over it.
+# speaks no TLS or HTTP/2, has no idle timeout and is meant for loopback only. Its parser is strict
+# on purpose (bare LF, obs-fold, Content-Length together with Transfer-Encoding all get 400): if
+# fusebox ever forwards such a request, the test should see it rather than have it papered over.
 # Python 3.11 standard library only, so every test machine can run it without a virtualenv.
 
 import argparse
@@ -77,7 +83,7 @@ class BadRequest(Exception):
 class Stats:
     connections = 0       # connections that sent at least one non-control request
     requests = 0          # non-control requests
-    active = 0            # of the counted connections, those still open (a gauge: /__reset keeps it)
+    active = 0            # counted connections still open (a gauge: /__reset keeps it)
 
 
 STATS = Stats()
@@ -481,7 +487,8 @@ class Connection:
             keep = b"close" not in req.conn
         else:
             keep = b"keep-alive" in req.conn
-        # HTTP/1.0 clients do not know 100 (RFC 9110 15.2); a body-less request has nothing to wait for.
+        # HTTP/1.0 clients do not know 100 (RFC 9110 15.2); without a body there is nothing
+        # to wait for.
         if req.expect and req.version == b"HTTP/1.1" and req.has_body:
             self.w.write(_CONTINUE)
 
@@ -586,7 +593,6 @@ class Connection:
         h.append(b"\r\n")
         head = b"".join(h)
         send_body = not bodiless and req.method != b"HEAD"
-        outcome = status
 
         if send_body and body is not None and cut is None and not plan.trickle:
             # The common case: one write, so head and body leave in one segment.
@@ -600,7 +606,7 @@ class Connection:
             self.started = True
             self.w.write(data)
             await self.w.drain()
-            self.note(req, outcome)
+            self.note(req, status)
             return keep
 
         await self.send(head, plan.trickle)
@@ -628,7 +634,7 @@ class Connection:
             finally:
                 await pieces.aclose()
         if cut is None:
-            self.note(req, outcome)
+            self.note(req, status)
             return keep
         if plan.reset == RESET_MID:
             self.note(req, f"{status} reset mid-body")

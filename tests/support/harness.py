@@ -112,6 +112,10 @@ class Process:
             return self.proc.wait(5)
         except subprocess.TimeoutExpired:
             return None
+        finally:
+            self._reader.join(2)
+            if self.proc.stdout:
+                self.proc.stdout.close()
 
 
 class Upstream(Process):

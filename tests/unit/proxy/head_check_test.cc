@@ -1,0 +1,32 @@
+// tests/unit/proxy/head_check_test.cc
+#include "proxy/head_check.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using fusebox::proxy::check_head_lines;
+
+TEST_CASE("a head whose lines all end in CRLF passes") {
+  CHECK(check_head_lines("GET / HTTP/1.1\r\nHost: a\r\nX: y\r\n\r\n") == nullptr);
+  CHECK(check_head_lines("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n") == nullptr);  // a leading empty line
+}
+
+TEST_CASE("a bare LF anywhere in the head is refused") {
+  CHECK(std::string(check_head_lines("GET / HTTP/1.1\nHost: a\r\n\r\n")) ==
+        "bare LF in the head (lines must end in CRLF)");
+  CHECK(check_head_lines("GET / HTTP/1.1\r\nHost: a\n\r\n") != nullptr);
+  CHECK(check_head_lines("\nGET / HTTP/1.1\r\n\r\n") != nullptr);
+}
+
+TEST_CASE("a bare CR is refused") {
+  CHECK(std::string(check_head_lines("GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n")) == "bare CR in the head");
+}
+
+TEST_CASE("obs-fold, the indented line llhttp 8.1 folds into the previous header, is refused") {
+  // CVE-2024-27982: the Content-Length would be hidden inside Host's value.
+  CHECK(std::string(check_head_lines("GET / HTTP/1.1\r\nHost: a\r\n Content-Length: 3\r\n\r\n")) ==
+        "obsolete line folding (a header line starts with white space)");
+  CHECK(check_head_lines("GET / HTTP/1.1\r\nHost: a\r\n\tX: 1\r\n\r\n") != nullptr);
+  CHECK(check_head_lines(" GET / HTTP/1.1\r\n\r\n") != nullptr);
+}
