@@ -22,13 +22,7 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 const llhttp_settings_t Downstream::kSettings = [] {
   llhttp_settings_t s;
   llhttp_settings_init(&s);
-  s.on_message_begin = on_message_begin;
-  s.on_method = on_method;
-  s.on_url = on_url;
-  s.on_header_field = on_header_field;
-  s.on_header_field_complete = on_header_field_complete;
-  s.on_header_value = on_header_value;
-  s.on_header_value_complete = on_header_value_complete;
+  HeadParser::install(s);
   s.on_headers_complete = on_headers_complete;
   s.on_body = on_body;
   s.on_message_complete = on_message_complete;
@@ -67,7 +61,7 @@ int Downstream::accept(uv_stream_t* server) noexcept {
     }
   }
   llhttp_init(&parser_, HTTP_REQUEST, &kSettings);
-  parser_.data = this;
+  parser_.data = static_cast<HeadParser*>(this);
   up_ = nullptr;
   len_ = pos_ = head_end_ = fwd_ = 0;
   client_eof_ = draining_ = reading_ = close_after_ = false;
@@ -188,7 +182,7 @@ void Downstream::parse_head() noexcept {
     start_exchange();
     return;
   }
-  reply_error(head_too_big_ ? Failure::HeaderTooLarge : Failure::BadRequest, llhttp_get_error_reason(&parser_));
+  reply_error(too_many_fields_ ? Failure::HeaderTooLarge : Failure::BadRequest, llhttp_get_error_reason(&parser_));
 }
 
 // ---- one exchange
@@ -690,57 +684,16 @@ void Downstream::log_access() noexcept {
   if (n > 0) worker_->write_access_log(line, std::min(static_cast<size_t>(n), sizeof line - 1));
 }
 
-// ---- llhttp callbacks: fill head_, count the body, pause at the end of the head and message.
-
-int Downstream::on_message_begin(llhttp_t* p) noexcept {
-  auto* self = static_cast<Downstream*>(p->data);
-  self->head_.clear();
-  self->headers_done_ = self->head_too_big_ = false;
-  return HPE_OK;
-}
-
-int Downstream::on_method(llhttp_t* p, const char* at, size_t len) noexcept {
-  HttpHead::extend(static_cast<Downstream*>(p->data)->head_.method, at, len);
-  return HPE_OK;
-}
-
-int Downstream::on_url(llhttp_t* p, const char* at, size_t len) noexcept {
-  HttpHead::extend(static_cast<Downstream*>(p->data)->head_.target, at, len);
-  return HPE_OK;
-}
-
-int Downstream::on_header_field(llhttp_t* p, const char* at, size_t len) noexcept {
-  auto* self = static_cast<Downstream*>(p->data);
-  if (!self->head_.add_name(at, len)) {
-    self->head_too_big_ = true;
-    llhttp_set_error_reason(p, "more than 100 request header fields");
-    return HPE_USER;
-  }
-  return HPE_OK;
-}
-
-int Downstream::on_header_field_complete(llhttp_t* p) noexcept {
-  static_cast<Downstream*>(p->data)->head_.end_name();
-  return HPE_OK;
-}
-
-int Downstream::on_header_value(llhttp_t* p, const char* at, size_t len) noexcept {
-  static_cast<Downstream*>(p->data)->head_.add_value(at, len);
-  return HPE_OK;
-}
-
-int Downstream::on_header_value_complete(llhttp_t* p) noexcept {
-  static_cast<Downstream*>(p->data)->head_.end_value();
-  return HPE_OK;
-}
+// ---- llhttp callbacks (HeadParser fills head_): count the body, pause at the end of the head and
+// of the message.
 
 int Downstream::on_headers_complete(llhttp_t* p) noexcept {
-  static_cast<Downstream*>(p->data)->headers_done_ = true;
+  of(p)->headers_done_ = true;
   return HPE_PAUSED;
 }
 
 int Downstream::on_body(llhttp_t* p, const char*, size_t len) noexcept {
-  auto* self = static_cast<Downstream*>(p->data);
+  Downstream* self = of(p);
   self->body_bytes_ += len;
   const uint64_t limit = self->config_->max_body_bytes;
   if (limit > 0 && self->body_bytes_ > limit) {

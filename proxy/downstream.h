@@ -18,6 +18,7 @@
 
 #include "proxy/conn.h"
 #include "proxy/failure.h"
+#include "proxy/head_parser.h"
 #include "proxy/http_head.h"
 #include "proxy/upstream.h"
 
@@ -26,7 +27,7 @@ namespace fusebox::proxy {
 class Worker;
 struct ListenerConfig;
 
-class Downstream final : public Conn {
+class Downstream final : public Conn, private HeadParser {
  public:
   enum class Phase : uint8_t {
     Head,      // reading a request head; no upstream is attached
@@ -73,13 +74,7 @@ class Downstream final : public Conn {
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) noexcept;
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept;
 
-  static int on_message_begin(llhttp_t* p) noexcept;
-  static int on_method(llhttp_t* p, const char* at, size_t len) noexcept;
-  static int on_url(llhttp_t* p, const char* at, size_t len) noexcept;
-  static int on_header_field(llhttp_t* p, const char* at, size_t len) noexcept;
-  static int on_header_field_complete(llhttp_t* p) noexcept;
-  static int on_header_value(llhttp_t* p, const char* at, size_t len) noexcept;
-  static int on_header_value_complete(llhttp_t* p) noexcept;
+  static Downstream* of(llhttp_t* p) noexcept { return static_cast<Downstream*>(HeadParser::of(p)); }
   static int on_headers_complete(llhttp_t* p) noexcept;
   static int on_body(llhttp_t* p, const char* at, size_t len) noexcept;
   static int on_message_complete(llhttp_t* p) noexcept;
@@ -126,7 +121,6 @@ class Downstream final : public Conn {
   size_t resp_out_len_ = 0;
 
   llhttp_t parser_{};
-  HttpHead head_;
   char request_id_[40] = {};
   size_t request_id_len_ = 0;
   char client_address_[48] = {};
@@ -141,7 +135,6 @@ class Downstream final : public Conn {
   Failure failure_ = Failure::Count;  // Count: none
 
   bool headers_done_ = false;
-  bool head_too_big_ = false;   // more header fields than HttpHead holds: 431, not 400
   bool body_too_big_ = false;   // a chunked body went over max_body_bytes: 413
   bool request_id_generated_ = false;
   bool request_done_ = false;   // the whole request has been parsed

@@ -12,12 +12,7 @@ namespace fusebox::proxy {
 const llhttp_settings_t Upstream::kSettings = [] {
   llhttp_settings_t s;
   llhttp_settings_init(&s);
-  s.on_message_begin = on_message_begin;
-  s.on_status = on_status;
-  s.on_header_field = on_header_field;
-  s.on_header_field_complete = on_header_field_complete;
-  s.on_header_value = on_header_value;
-  s.on_header_value_complete = on_header_value_complete;
+  HeadParser::install(s);
   s.on_headers_complete = on_headers_complete;
   s.on_body = on_body;
   s.on_message_complete = on_message_complete;
@@ -75,7 +70,7 @@ void Upstream::attach(Downstream* d) noexcept {
 
 void Upstream::start_response() noexcept {
   llhttp_init(&parser_, HTTP_RESPONSE, &kSettings);
-  parser_.data = this;
+  parser_.data = static_cast<HeadParser*>(this);
   head_.clear();
   headers_done_ = head_delivered_ = message_done_ = upgraded_ = false;
   parse_empty_ = blocked_ = dechunk_ = false;
@@ -306,46 +301,10 @@ bool Upstream::finish_message() noexcept {
   return false;
 }
 
-// ---- llhttp callbacks: fill head_, pause at the end of the head and of the message.
-
-int Upstream::on_message_begin(llhttp_t* p) noexcept {
-  auto* self = static_cast<Upstream*>(p->data);
-  self->head_.clear();
-  self->headers_done_ = self->message_done_ = false;
-  return HPE_OK;
-}
-
-int Upstream::on_status(llhttp_t* p, const char* at, size_t len) noexcept {
-  HttpHead::extend(static_cast<Upstream*>(p->data)->head_.reason, at, len);
-  return HPE_OK;
-}
-
-int Upstream::on_header_field(llhttp_t* p, const char* at, size_t len) noexcept {
-  auto* self = static_cast<Upstream*>(p->data);
-  if (!self->head_.add_name(at, len)) {
-    llhttp_set_error_reason(p, "more than 100 response header fields");
-    return HPE_USER;
-  }
-  return HPE_OK;
-}
-
-int Upstream::on_header_field_complete(llhttp_t* p) noexcept {
-  static_cast<Upstream*>(p->data)->head_.end_name();
-  return HPE_OK;
-}
-
-int Upstream::on_header_value(llhttp_t* p, const char* at, size_t len) noexcept {
-  static_cast<Upstream*>(p->data)->head_.add_value(at, len);
-  return HPE_OK;
-}
-
-int Upstream::on_header_value_complete(llhttp_t* p) noexcept {
-  static_cast<Upstream*>(p->data)->head_.end_value();
-  return HPE_OK;
-}
+// ---- llhttp callbacks (HeadParser fills head_): pause at the end of the head and of the message.
 
 int Upstream::on_headers_complete(llhttp_t* p) noexcept {
-  auto* self = static_cast<Upstream*>(p->data);
+  auto* self = of(p);
   self->headers_done_ = true;
   // A response to HEAD has no body whatever its Content-Length says (RFC 9110 §9.3.2): skip it,
   // the message then completes at once (and we learn the head there).
@@ -355,7 +314,7 @@ int Upstream::on_headers_complete(llhttp_t* p) noexcept {
 }
 
 int Upstream::on_body(llhttp_t* p, const char* at, size_t len) noexcept {
-  auto* self = static_cast<Upstream*>(p->data);
+  auto* self = of(p);
   if (self->dechunk_) {
     // Decoded bytes never run ahead of the raw bytes they came from, so moving them down in the
     // same buffer is safe, and llhttp never looks back at what it parsed.
@@ -366,7 +325,7 @@ int Upstream::on_body(llhttp_t* p, const char* at, size_t len) noexcept {
 }
 
 int Upstream::on_message_complete(llhttp_t* p) noexcept {
-  static_cast<Upstream*>(p->data)->message_done_ = true;
+  of(p)->message_done_ = true;
   return HPE_PAUSED;
 }
 

@@ -12,6 +12,7 @@
 
 #include "proxy/conn.h"
 #include "proxy/failure.h"
+#include "proxy/head_parser.h"
 #include "proxy/http_head.h"
 
 namespace fusebox::proxy {
@@ -26,7 +27,7 @@ enum class Flow : uint8_t {
   Aborted,  // the downstream gave up and closed this upstream: touch nothing more
 };
 
-class Upstream final : public Conn {
+class Upstream final : public Conn, private HeadParser {
  public:
   enum class State : uint8_t {
     Connecting,  // connect() in flight, on behalf of an attached Downstream
@@ -75,12 +76,7 @@ class Upstream final : public Conn {
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) noexcept;
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept;
 
-  static int on_message_begin(llhttp_t* p) noexcept;
-  static int on_status(llhttp_t* p, const char* at, size_t len) noexcept;
-  static int on_header_field(llhttp_t* p, const char* at, size_t len) noexcept;
-  static int on_header_field_complete(llhttp_t* p) noexcept;
-  static int on_header_value(llhttp_t* p, const char* at, size_t len) noexcept;
-  static int on_header_value_complete(llhttp_t* p) noexcept;
+  static Upstream* of(llhttp_t* p) noexcept { return static_cast<Upstream*>(HeadParser::of(p)); }
   static int on_headers_complete(llhttp_t* p) noexcept;
   static int on_body(llhttp_t* p, const char* at, size_t len) noexcept;
   static int on_message_complete(llhttp_t* p) noexcept;
@@ -106,7 +102,6 @@ class Upstream final : public Conn {
   size_t pos_ = 0;  // bytes parsed (or, in a tunnel, forwarded)
 
   llhttp_t parser_{};
-  HttpHead head_;
   char* dechunk_end_ = nullptr;  // decoded bytes are moved down to here, in place
   uint64_t exchanges_ = 0;
   bool head_request_ = false;

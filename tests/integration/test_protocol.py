@@ -4,7 +4,6 @@ absolute-form targets, targets passed through byte for byte, and many concurrent
 
 import base64
 import hashlib
-import json
 import os
 import random
 import socket
@@ -32,18 +31,10 @@ def pieces(total: int, sizes=(1, 15, 4096, 16384, 65536, 100_003, MiB)):
         n = min(sizes[i % len(sizes)], total, len(_PATTERN))
         if offset + n > len(_PATTERN):
             offset = (offset + 4093) % (len(_PATTERN) - n + 1)  # a prime step: a new alignment each lap
-            offset = min(offset, len(_PATTERN) - n)
         yield view[offset:offset + n]
         offset += n
         total -= n
         i += 1
-
-
-def sha256_of(chunks) -> str:
-    h = hashlib.sha256()
-    for c in chunks:
-        h.update(c)
-    return h.hexdigest()
 
 
 def chunk_frame(data) -> bytes:
@@ -219,8 +210,10 @@ class Protocol(TestCase):
             try:
                 n, sha = reader.body(r)
             except (socket.timeout, EOFError) as e:
+                n, sha = None, repr(e)
+            if n is None:
                 self.fail(f"the echo stopped after {reader.received} body bytes came back and {sender.sent} "
-                          f"of {total} were sent: {e!r}")
+                          f"of {total} were sent: {sha}")
             sender.finish(self)
             self.assertEqual(n, total)
             self.assertEqual(sha, sender.digest.hexdigest())
@@ -409,7 +402,9 @@ class Protocol(TestCase):
                 try:
                     echoed = c._read_exact(size)
                 except (socket.timeout, EOFError, ConnectionError) as e:
-                    self.fail(f"the tunnel failed on the message of {size} bytes: {e!r}")
+                    echoed = e
+                if isinstance(echoed, Exception):
+                    self.fail(f"the tunnel failed on the message of {size} bytes: {echoed!r}")
                 self.assertEqual(echoed, message, f"message of {size} bytes")
                 sender.finish(self)
             self.assertEqual(c.buf, b"")
