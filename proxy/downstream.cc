@@ -63,7 +63,8 @@ int Downstream::accept(uv_stream_t* server) noexcept {
   llhttp_init(&parser_, HTTP_REQUEST, &kSettings);
   parser_.data = static_cast<HeadParser*>(this);
   up_ = nullptr;
-  len_ = pos_ = head_end_ = fwd_ = 0;
+  len_ = 0;
+  begin_request();
   client_eof_ = draining_ = reading_ = close_after_ = false;
   resume_upstream_ = finish_on_write_ = interim_ = drive_ = driving_ = false;
   response_deadline_ms_ = request_deadline_ms_ = idle_deadline_ms_ = 0;
@@ -187,19 +188,26 @@ void Downstream::parse_head() noexcept {
 
 // ---- one exchange
 
-void Downstream::start_exchange() noexcept {
-  uv_loop_t* loop = worker_->loop();
-  phase_ = Phase::Exchange;
-  header_deadline_ms_ = idle_deadline_ms_ = 0;
-  exchange_start_ms_ = uv_now(loop);
+// Forgets everything about the previous request on this connection: an error found before the
+// next head is complete must not answer with the old request's id, status or state.
+void Downstream::begin_request() noexcept {
+  head_.clear();
+  phase_ = Phase::Head;
+  headers_done_ = request_done_ = request_sent_ = head_sent_ = upstream_ready_ = false;
+  response_started_ = response_head_written_ = response_done_ = retried_ = false;
+  body_too_big_ = keep_alive_ = upgrade_ = head_request_ = false;
   status_ = 0;
   failure_ = Failure::Count;
   body_bytes_ = response_bytes_ = 0;
-  request_done_ = request_sent_ = head_sent_ = upstream_ready_ = false;
-  response_started_ = response_head_written_ = response_done_ = retried_ = false;
-  body_too_big_ = false;
+  request_id_len_ = 0;
+  head_end_ = fwd_ = pos_ = 0;
+  exchange_start_ms_ = uv_now(worker_->loop());
+}
 
-  // The client's request id passes through (trimmed to what our storage holds); else a new one.
+// The client's request id passes through (cut to what our storage holds); else a new one. Works
+// on a partial head too, so an error found mid-head still names the client's id.
+void Downstream::ensure_request_id() noexcept {
+  if (request_id_len_ != 0) return;
   if (const std::string_view id = trim_ows(head_.find("x-request-id")); !id.empty()) {
     request_id_len_ = std::min(id.size(), sizeof request_id_);
     std::memcpy(request_id_, id.data(), request_id_len_);
@@ -209,6 +217,15 @@ void Downstream::start_exchange() noexcept {
     request_id_len_ = 32;
     request_id_generated_ = true;
   }
+}
+
+void Downstream::start_exchange() noexcept {
+  phase_ = Phase::Exchange;
+  exchange_start_ms_ = uv_now(worker_->loop());
+  header_deadline_ms_ = idle_deadline_ms_ = 0;
+  ensure_request_id();
+  keep_alive_ = llhttp_should_keep_alive(&parser_) != 0;
+  upgrade_ = llhttp_get_upgrade(&parser_) != 0;
 
   if (const char* problem = check_head_lines({buf_.get(), head_end_})) {
     reply_error(Failure::BadRequest, problem);
@@ -224,8 +241,6 @@ void Downstream::start_exchange() noexcept {
     reply_error(Failure::BadRequest, "HTTP/1.1 request without a Host header");
     return;
   }
-  keep_alive_ = llhttp_should_keep_alive(&parser_) != 0;
-  upgrade_ = llhttp_get_upgrade(&parser_) != 0;
   head_request_ = method == HTTP_HEAD;
   const bool has_body = (parser_.flags & F_CHUNKED) != 0 ||
                         ((parser_.flags & F_CONTENT_LENGTH) != 0 && parser_.content_length > 0);
@@ -234,6 +249,11 @@ void Downstream::start_exchange() noexcept {
     reply_error(Failure::BodyTooLarge, nullptr);
     return;
   }
+  // What of the body came with the head is parsed now (not forwarded yet): a bodiless request
+  // completes here, so an answer of ours (404) can keep the connection.
+  llhttp_resume(&parser_);
+  parse_body();
+  if (phase_ != Phase::Exchange) return;
   const auto route = match_route(*config_, head_.find("host"), head_.target);
   if (!route) {
     reply_error(Failure::NoRoute, nullptr);
@@ -260,9 +280,6 @@ void Downstream::start_exchange() noexcept {
   // fusebox answers 100-continue itself (the Expect field is not forwarded): the route exists
   // and the body fits, so the client may send it. HTTP/1.0 clients never get a 1xx.
   const bool expect_continue = has_body && http11 && iequals(trim_ows(head_.find("expect")), "100-continue");
-  llhttp_resume(&parser_);
-  parse_body();  // what of the body came with the head; a bodiless request completes here
-  if (phase_ != Phase::Exchange) return;
   if (expect_continue && !request_done_ && pos_ == len_) {
     uv_buf_t b = uv_buf_init(const_cast<char*>(kContinue.data()), static_cast<unsigned>(kContinue.size()));
     // 25 bytes on an idle socket: a client whose socket cannot take them at once is gone.
@@ -554,9 +571,7 @@ void Downstream::next_request() noexcept {
   const size_t rest = len_ - pos_;
   std::memmove(buf_.get(), buf_.get() + pos_, rest);
   len_ = rest;
-  pos_ = head_end_ = fwd_ = 0;
-  phase_ = Phase::Head;
-  headers_done_ = false;
+  begin_request();
   llhttp_resume(&parser_);
   const uint64_t now = uv_now(worker_->loop());
   if (len_ > 0) {
@@ -576,6 +591,7 @@ void Downstream::reply_error(Failure failure, const char* detail) noexcept {
   if (phase_ == Phase::Closed) return;
   const FailureInfo& f = info(failure);
   failure_ = failure;
+  ensure_request_id();
   if (worker_->allow_error_log()) {
     FB_LOG(Warn, "%d %.*s request_id=%.*s client=%s %.*s %.*s: %.*s%s%s", f.status,
            static_cast<int>(f.label.size()), f.label.data(), static_cast<int>(request_id_len_), request_id_,

@@ -82,6 +82,8 @@ class Downstream final : public Conn, private HeadParser {
 
   void on_client_eof(int status) noexcept;
   void drive() noexcept;
+  void begin_request() noexcept;
+  void ensure_request_id() noexcept;
   void parse_head() noexcept;
   void start_exchange() noexcept;
   void parse_body() noexcept;

@@ -9,9 +9,19 @@ const char* check_head_lines(std::string_view head) noexcept {
   const char* p = head.data();
   const char* const end = p + head.size();
   if (p < end && (*p == ' ' || *p == '\t')) return "a line of the head starts with white space";
+  bool first_line = true;
   while (p < end) {
     const char* lf = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
     const char* line_end = lf ? lf : end;
+    if (!first_line) {
+      // A field name is a token: white space before the colon is refused (RFC 9112 §5.1), for
+      // every field, not only the ones llhttp knows (it checks Content-Length and friends).
+      const void* colon = std::memchr(p, ':', static_cast<size_t>(line_end - p));
+      if (colon != nullptr && (std::memchr(p, ' ', static_cast<size_t>(static_cast<const char*>(colon) - p)) ||
+                               std::memchr(p, '\t', static_cast<size_t>(static_cast<const char*>(colon) - p))))
+        return "white space between a header field name and its colon";
+    }
+    if (line_end > p + 1 || (line_end == p + 1 && *p != '\r')) first_line = false;
     // A CR anywhere but right before the LF is a bare CR.
     if (const void* cr = std::memchr(p, '\r', static_cast<size_t>(line_end - p));
         cr && static_cast<const char*>(cr) != line_end - 1)

@@ -9,8 +9,8 @@
 
 namespace fusebox::proxy {
 
-// Returns nullptr if every line ends in CRLF and none starts with SP or HTAB, else a static
-// sentence saying what is wrong. `head` runs from the first byte of the message to the end of
+// Returns nullptr if every line ends in CRLF, none starts with SP or HTAB and no field name is
+// followed by white space before its colon, else a static sentence saying what is wrong. `head` runs from the first byte of the message to the end of
 // the empty line that closes the head.
 const char* check_head_lines(std::string_view head) noexcept;
 

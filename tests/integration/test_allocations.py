@@ -35,9 +35,10 @@ class HotPathAllocations(TestCase):
         path = Path(self.dir.name) / f"{self.worker}.count"
         path.unlink(missing_ok=True)
         os.kill(self.worker, signal.SIGUSR2)
-        for _ in range(100):
-            if path.exists() and path.read_text().endswith("\n"):
-                return int(path.read_text())
+        for _ in range(250):
+            text = path.read_text() if path.exists() else ""
+            if text.endswith("\n"):
+                return int(text)
             time.sleep(0.02)
         self.fail("the worker did not report its allocation count")
 

@@ -38,7 +38,8 @@ def head_of_exact_size(size):
 
 def head_with_fields(count, extra=b""):
     """A GET whose head has `count` fields (Host included) besides those in extra."""
-    return b"GET / HTTP/1.1\r\n" + extra + b"Host: a\r\n" + b"".join(b"X-F%03d: v\r\n" % i for i in range(count - 1)) + b"\r\n"
+    fields = b"".join(b"X-F%03d: v\r\n" % i for i in range(count - 1))
+    return b"GET / HTTP/1.1\r\n" + extra + b"Host: a\r\n" + fields + b"\r\n"
 
 
 def content_length_over_max_body(extra=b""):
@@ -366,7 +367,8 @@ class RequestIds(BadInputTestCase):
         with Connection(self.fb.addr, timeout=5) as earlier:
             self.assertEqual(earlier.request("GET", "/", {"X-Request-Id": "earlier-secret"}).status, 200)
         time.sleep(0.1)  # fusebox sees that client go, so the next one reuses what it had
-        for name, build in [("malformed request line", malformed_request_line), ("two Content-Lengths", two_content_lengths)]:
+        cases = [("malformed request line", malformed_request_line), ("two Content-Lengths", two_content_lengths)]
+        for name, build in cases:
             with self.subTest(name):
                 r, _ = self.send_and_read(build())
                 body = self.assert_error(r, 400, "bad_request")

@@ -10,7 +10,6 @@ import collections
 import os
 import re
 import signal
-import socket
 import sys
 import threading
 import time
@@ -227,6 +226,27 @@ class Reload(TestCase):
         self.assertGreater(counts[200], 100, counts)
         self.assertEqual(load.failures(), [], f"{counts}\n{self.fb.output()}")
 
+    def test_a_keep_alive_connection_idle_during_a_reload_still_gets_its_next_request_answered(self):
+        # The deterministic core of the test above: "SIGHUP reloads the config without dropping
+        # connections" (design.md). A client may send on its idle keep-alive connection at any
+        # moment, so a draining worker that closes it under the client loses that request; one
+        # that answers the next request (with Connection: close) loses nothing.
+        with Connection(self.fb.addr, timeout=5) as c:
+            self.assertEqual(c.request("GET", "/first").status, 200)
+            start = len(self.fb.lines)
+            self.fb.write_config(config(self.up.addr, 2, listener="max_body_bytes: 16"))
+            self.fb.signal(signal.SIGHUP)
+            self.fb.wait_for_line(r"reloaded ", timeout=5, start=start)
+            for pid in self.old_pids:
+                self.fb.wait_for_line(rf"\[worker \d+ {pid}\] draining", timeout=5, start=start)
+            try:
+                r = c.request("GET", "/second")
+            except (OSError, EOFError) as e:
+                r = e
+        self.assertNotIsInstance(r, Exception, f"the idle connection was dropped by the reload: {r!r}\n"
+                                 + self.fb.output())
+        self.assertEqual(r.status, 200)
+
     def test_sighup_with_a_bad_config_under_load_is_refused_with_the_error_and_the_old_config_keeps_serving(self):
         load = Load(self.fb.addr, threads=4, duration=3.0).start()
         self.addCleanup(load.stop)
@@ -278,9 +298,9 @@ class DeadWorker(TestCase):
         os.kill(victim, signal.SIGKILL)
         killed = time.monotonic()
         fb.wait_for_line(rf"worker \d+ \(pid {victim}\) was killed by signal 9", timeout=2, start=start)
-        replacement = wait_until(lambda: set(fb.worker_pids()) - set(before), 1.0, interval=0.01)
+        replacement = wait_until(lambda: set(fb.worker_pids()) - set(before),
+                                 max(0.0, killed + 1.0 - time.monotonic()), interval=0.01)
         self.assertTrue(replacement, f"no new worker within 1 s of the kill: {fb.worker_pids()}\n{fb.output()}")
-        self.assertLess(time.monotonic() - killed, 1.5)
         self.assertEqual(len(fb.worker_pids()), 2)
 
         load.join()

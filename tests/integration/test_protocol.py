@@ -46,6 +46,11 @@ def head(method: str, target: str, headers: list[tuple[str, str]], version: str 
         "latin-1")
 
 
+def websocket_upgrade(key: str) -> bytes:
+    return head("GET", "/ws", [("Host", "test"), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                               ("Sec-WebSocket-Key", key), ("Sec-WebSocket-Version", "13")])
+
+
 class Sender(threading.Thread):
     """Sends data (bytes, or an iterable of pieces) on a socket in the background, so that the test can
     read the echo at the same time: neither side then waits on a full socket buffer."""
@@ -387,8 +392,7 @@ class Protocol(TestCase):
         key = base64.b64encode(os.urandom(16)).decode()
         c = Connection(self.fb.addr)
         try:
-            c.send(head("GET", "/ws", [("Host", "test"), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
-                                       ("Sec-WebSocket-Key", key), ("Sec-WebSocket-Version", "13")]))
+            c.send(websocket_upgrade(key))
             r = c.read_response()
             self.assertEqual(r.status, 101)
             self.assertEqual(r.header("upgrade"), "websocket")
@@ -413,6 +417,15 @@ class Protocol(TestCase):
             c.close()
         self.assertTrue(wait_until(lambda: self.up.stats()["active_connections"] == 0, 2.0),
                         f"upstream still has {self.up.stats()['active_connections']} connections")
+
+    def test_an_upgraded_upstream_connection_is_never_reused_for_another_request(self):
+        with Connection(self.fb.addr) as c:
+            c.send(websocket_upgrade(base64.b64encode(os.urandom(16)).decode()))
+            self.assertEqual(c.read_response().status, 101)
+        # the upstream connection now speaks the new protocol (here: echoes bytes); a request sent
+        # down it would get its own bytes back instead of a response
+        r = http_request(self.fb.addr, "GET", "/after")
+        self.assertEqual((r.status, r.body), (200, b"ok\n"))
 
     def test_an_upgrade_header_without_connection_upgrade_is_proxied_as_a_normal_request(self):
         with Connection(self.fb.addr) as c:

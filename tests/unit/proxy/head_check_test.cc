@@ -30,3 +30,12 @@ TEST_CASE("obs-fold, the indented line llhttp 8.1 folds into the previous header
   CHECK(check_head_lines("GET / HTTP/1.1\r\nHost: a\r\n\tX: 1\r\n\r\n") != nullptr);
   CHECK(check_head_lines(" GET / HTTP/1.1\r\n\r\n") != nullptr);
 }
+
+TEST_CASE("white space between any field name and its colon is refused") {
+  CHECK(std::string(check_head_lines("GET / HTTP/1.1\r\nHost: a\r\nX-Note : hi\r\n\r\n")) ==
+        "white space between a header field name and its colon");
+  CHECK(check_head_lines("GET / HTTP/1.1\r\nX-Note\t: hi\r\n\r\n") != nullptr);
+  // spaces in the request line and in values are fine
+  CHECK(check_head_lines("GET /a:b HTTP/1.1\r\nX: a b : c\r\n\r\n") == nullptr);
+  CHECK(check_head_lines("\r\nGET /a:b HTTP/1.1\r\nX: y\r\n\r\n") == nullptr);
+}
