@@ -8,6 +8,7 @@ namespace fusebox::proxy {
 int Conn::open(uv_loop_t* loop) noexcept {
   closing_ = false;
   writing_ = false;
+  armed_ms_ = 0;
   write_source_ = nullptr;
   if (const int rc = uv_tcp_init(loop, &tcp_); rc != 0) return rc;
   tcp_.data = this;
@@ -32,12 +33,18 @@ void Conn::close_handles() noexcept {
 
 void Conn::on_handle_closed(uv_handle_t* handle) noexcept { static_cast<Conn*>(handle->data)->unref(); }
 
-void Conn::start_timer(uint64_t timeout_ms) noexcept {
-  if (closing_) return;
-  uv_timer_start(&timer_, on_timer_cb, timeout_ms, 0);
+void Conn::arm_timer_at(uint64_t deadline_ms) noexcept {
+  if (closing_ || deadline_ms == 0 || (armed_ms_ != 0 && armed_ms_ <= deadline_ms)) return;
+  const uint64_t now = uv_now(timer_.loop);
+  armed_ms_ = deadline_ms;
+  uv_timer_start(&timer_, on_timer_cb, deadline_ms > now ? deadline_ms - now : 0, 0);
 }
 
-void Conn::on_timer_cb(uv_timer_t* timer) noexcept { static_cast<Conn*>(timer->data)->on_timer(); }
+void Conn::on_timer_cb(uv_timer_t* timer) noexcept {
+  auto* self = static_cast<Conn*>(timer->data);
+  self->armed_ms_ = 0;
+  self->on_timer();
+}
 
 int Conn::write(uv_buf_t* bufs, unsigned n, Conn* source) noexcept {
   assert(!writing_ && n <= 4);

@@ -44,8 +44,13 @@ class Conn {
   int open(uv_loop_t* loop) noexcept;
   // Closes both handles (idempotent); references drop as their close callbacks run.
   void close_handles() noexcept;
-  void start_timer(uint64_t timeout_ms) noexcept;
-  void stop_timer() noexcept { uv_timer_stop(&timer_); }
+  // Makes sure the timer fires no later than `deadline_ms` (loop time). Lazy: a timer already due
+  // earlier is left alone, and on_timer checks which deadline really passed and calls this again
+  // for the next one. Re-arming a libuv timer costs a heap removal and insertion; doing it on every
+  // state change of every request cost 18% of a worker's instructions (callgrind, 16 keep-alive
+  // connections). In steady state this arms once per header_timeout, not per request.
+  void arm_timer_at(uint64_t deadline_ms) noexcept;
+  uint64_t now_ms() const noexcept { return uv_now(timer_.loop); }
 
   virtual void on_write_done(int status) noexcept = 0;
   virtual void on_timer() noexcept = 0;
@@ -60,6 +65,7 @@ class Conn {
   static void on_timer_cb(uv_timer_t* timer) noexcept;
   static void on_handle_closed(uv_handle_t* handle) noexcept;
 
+  uint64_t armed_ms_ = 0;  // when the timer fires next; 0: not armed
   uv_write_t write_req_{};
   Conn* write_source_ = nullptr;
   int refs_ = 0;

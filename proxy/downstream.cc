@@ -634,12 +634,7 @@ void Downstream::arm_timer() noexcept {
   uint64_t first = 0;
   for (const uint64_t d : {header_deadline_ms_, idle_deadline_ms_, response_deadline_ms_, request_deadline_ms_})
     if (d != 0 && (first == 0 || d < first)) first = d;
-  if (first == 0) {
-    stop_timer();
-    return;
-  }
-  const uint64_t now = uv_now(worker_->loop());
-  start_timer(first > now ? first - now : 0);
+  arm_timer_at(first);  // a timer due earlier stays: on_timer finds nothing passed and re-arms
 }
 
 void Downstream::on_timer() noexcept {

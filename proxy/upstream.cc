@@ -39,14 +39,14 @@ int Upstream::connect(uv_loop_t* loop, const sockaddr* address, size_t endpoint,
     return rc;
   }
   ref();  // the connect request points at us until its callback
-  start_timer(timeout_ms);
+  connect_deadline_ms_ = now_ms() + timeout_ms;
+  arm_timer_at(connect_deadline_ms_);
   return 0;
 }
 
 void Upstream::on_connect(uv_connect_t* req, int status) noexcept {
   auto* self = static_cast<Upstream*>(req->data);
   if (self->state_ == State::Connecting) {
-    self->stop_timer();
     if (status != 0) {
       self->fail(Failure::UpstreamConnectFailed, uv_strerror(status));
     } else {
@@ -63,7 +63,6 @@ void Upstream::on_connect(uv_connect_t* req, int status) noexcept {
 void Upstream::attach(Downstream* d) noexcept {
   state_ = State::Busy;
   down_ = d;
-  stop_timer();
   start_response();
   update_reading();
 }
@@ -116,15 +115,27 @@ void Upstream::make_idle() noexcept {
   len_ = pos_ = 0;
   blocked_ = false;
   update_reading();  // an idle connection reads, to notice the upstream closing it
-  start_timer(pool_->idle_timeout_ms());
+  idle_deadline_ms_ = now_ms() + pool_->idle_timeout_ms();
+  arm_timer_at(idle_deadline_ms_);
 }
 
+// Timers are lazy (Conn::arm_timer_at): the one that fires may be for a deadline since moved.
 void Upstream::on_timer() noexcept {
+  const uint64_t now = now_ms();
   if (state_ == State::Connecting) {
-    fail(Failure::UpstreamConnectTimeout, nullptr);
+    if (now >= connect_deadline_ms_) {
+      fail(Failure::UpstreamConnectTimeout, nullptr);
+    } else {
+      arm_timer_at(connect_deadline_ms_);
+    }
   } else if (state_ == State::Idle) {
-    close();
+    if (now >= idle_deadline_ms_) {
+      close();
+    } else {
+      arm_timer_at(idle_deadline_ms_);
+    }
   }
+  // Busy or in a tunnel: the Downstream's deadlines govern the exchange; nothing to do here.
 }
 
 void Upstream::recycle() noexcept { pool_->on_recycled(this); }

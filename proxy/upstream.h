@@ -104,6 +104,8 @@ class Upstream final : public Conn, private HeadParser {
   llhttp_t parser_{};
   char* dechunk_end_ = nullptr;  // decoded bytes are moved down to here, in place
   uint64_t exchanges_ = 0;
+  uint64_t connect_deadline_ms_ = 0;
+  uint64_t idle_deadline_ms_ = 0;
   bool head_request_ = false;
   bool dechunk_ = false;
   bool headers_done_ = false;

@@ -51,6 +51,15 @@ def websocket_upgrade(key: str) -> bytes:
                                ("Sec-WebSocket-Key", key), ("Sec-WebSocket-Version", "13")])
 
 
+def unblock(conn: Connection):
+    """Ends a connection a Sender may be blocked on: close() alone would not wake its sendall(), and
+    fusebox would keep the connection (and so its drain at the end of the test) waiting."""
+    try:
+        conn.sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
 class Sender(threading.Thread):
     """Sends data (bytes, or an iterable of pieces) on a socket in the background, so that the test can
     read the echo at the same time: neither side then waits on a full socket buffer."""
@@ -164,7 +173,8 @@ def wait_until(predicate, timeout: float, step: float = 0.05) -> bool:
 class Protocol(TestCase):
     def setUp(self):
         self.up = self.start_upstream()
-        self.fb = self.start_fusebox(config_for(self.up.addr))
+        # a short drain: a test that fails with a stalled exchange does not hold the stop for 10 s
+        self.fb = self.start_fusebox(config_for(self.up.addr, top="drain_timeout: 1s"))
 
     # ------------------------------------------------------------ chunked bodies
 
@@ -217,6 +227,7 @@ class Protocol(TestCase):
             except (socket.timeout, EOFError) as e:
                 n, sha = None, repr(e)
             if n is None:
+                unblock(c)
                 self.fail(f"the echo stopped after {reader.received} body bytes came back and {sender.sent} "
                           f"of {total} were sent: {sha}")
             sender.finish(self)
@@ -230,7 +241,7 @@ class Protocol(TestCase):
         self._echo_64_mib(chunked=True)
 
     def test_fusebox_memory_stays_under_64_mib_while_1_gib_streams_through(self):
-        # 1 GiB through fusebox to an upstream that only hashes it: about 7 s on the 2-core test
+        # 1 GiB through fusebox to an upstream that only hashes it: 3 to 7 s on the 2-core test
         # machine (client, fusebox and the Python upstream share the cores), so the full size stays.
         total = 1024 * MiB
         pids = [self.fb.pid] + worker_pids(self.fb, 1)
@@ -408,6 +419,7 @@ class Protocol(TestCase):
                 except (socket.timeout, EOFError, ConnectionError) as e:
                     echoed = e
                 if isinstance(echoed, Exception):
+                    unblock(c)
                     self.fail(f"the tunnel failed on the message of {size} bytes: {echoed!r}")
                 self.assertEqual(echoed, message, f"message of {size} bytes")
                 sender.finish(self)

@@ -39,6 +39,7 @@ class Process:
         self.argv = argv
         self.lines: list[str] = []
         self._cond = threading.Condition()
+        self._eof = False  # the reader saw the end of the output: no line will ever come
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -61,6 +62,7 @@ class Process:
                 self.lines.append(line.rstrip("\n"))
                 self._cond.notify_all()
         with self._cond:
+            self._eof = True
             self._cond.notify_all()
 
     def wait_for_line(self, pattern: str | re.Pattern, timeout: float = 10.0, start: int = 0) -> re.Match:
@@ -76,7 +78,9 @@ class Process:
                         return m
                     index += 1
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or (self.proc.poll() is not None and index >= len(self.lines)):
+                # Not proc.poll(): a process that has exited may still have lines in the pipe
+                # that the reader has not appended yet.
+                if remaining <= 0 or (self._eof and index >= len(self.lines)):
                     raise AssertionError(
                         f"{self.argv[0]}: no line matching {regex.pattern!r} within {timeout}s; output:\n"
                         + "\n".join(self.lines[-40:])
@@ -123,7 +127,11 @@ class Upstream(Process):
 
     def __init__(self):
         super().__init__([sys.executable, FAULT_UPSTREAM, "--listen", "127.0.0.1:0", "--quiet"])
-        self.addr = self.wait_for_line(r"^ready (\S+)").group(1)
+        try:
+            self.addr = self.wait_for_line(r"^ready (\S+)").group(1)
+        except BaseException:
+            self.stop()  # no test holds it yet, so no cleanup would stop it
+            raise
         self.host, self.port = split_addr(self.addr)
 
     def stats(self) -> dict:
@@ -152,9 +160,13 @@ class Fusebox(Process):
         super().__init__(argv, env)
         self.addrs: dict[str, str] = {}
         expected = listeners if listeners is not None else (config.count("- name:") and _count_listeners(config) if config else 1)
-        for _ in range(max(expected, 1)):
-            m = self.wait_for_line(_LISTENING, start=len(self.addrs) and self._line_after_last_listening())
-            self.addrs[m.group(1)] = m.group(2)
+        try:
+            for _ in range(max(expected, 1)):
+                m = self.wait_for_line(_LISTENING, start=len(self.addrs) and self._line_after_last_listening())
+                self.addrs[m.group(1)] = m.group(2)
+        except BaseException:
+            self.stop()  # no test holds it yet, so no cleanup would stop it
+            raise
         self.addr = next(iter(self.addrs.values()))
 
     def _line_after_last_listening(self) -> int:
