@@ -51,9 +51,15 @@ class ConnectionOptions {
   size_t n_ = 0;
 };
 
+// Switches on the length first: most fields are none of these, and say so in one comparison.
 bool is_hop_by_hop(std::string_view name) noexcept {
-  return iequals(name, "connection") || iequals(name, "keep-alive") ||
-         iequals(name, "proxy-connection") || iequals(name, "te") || iequals(name, "upgrade");
+  switch (name.size()) {
+    case 2: return iequals(name, "te");
+    case 7: return iequals(name, "upgrade");
+    case 10: return iequals(name, "connection") || iequals(name, "keep-alive");
+    case 16: return iequals(name, "proxy-connection");
+    default: return false;
+  }
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 """Proxying on the happy path: forwarding, keep-alive on both sides, headers added and removed."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -86,6 +87,42 @@ class ProxyBasics(TestCase):
             self.assertEqual(c.request("GET", "/a?status=204").status, 204)
             self.assertEqual(c.request("GET", "/a?status=304").status, 304)
             self.assertEqual(c.request("GET", "/b").body, b"ok\n")
+
+
+class AccessLog(TestCase):
+    def test_each_request_writes_one_json_line_with_its_id_status_and_sizes(self):
+        up = self.start_upstream()
+        fb = self.start_fusebox(config_for(up.addr, top="access_log: stdout"))
+        with Connection(fb.addr) as c:
+            self.assertEqual(c.request("POST", "/a?size=10", {"X-Request-Id": "log-1"}, b"12345").status, 200)
+            self.assertEqual(c.request("GET", "/b?status=503", {"X-Request-Id": "log-2"}).status, 503)
+        first = json.loads(fb.wait_for_line(r'^\{"request_id":"log-1"').string)
+        second = json.loads(fb.wait_for_line(r'^\{"request_id":"log-2"').string)
+        self.assertEqual(first["method"], "POST")
+        self.assertEqual(first["target"], "/a?size=10")
+        self.assertEqual(first["status"], 200)
+        self.assertEqual(first["request_body_bytes"], 5)
+        self.assertEqual(first["response_body_bytes"], 10)
+        self.assertEqual(first["client"], "127.0.0.1")
+        self.assertEqual(first["listener"], "main")
+        self.assertEqual(first["error"], "")
+        self.assertEqual(second["status"], 503)
+        self.assertGreaterEqual(second["duration_ms"], 0)
+
+    def test_an_error_answered_by_fusebox_is_logged_with_its_label(self):
+        up = self.start_upstream()
+        fb = self.start_fusebox(config_for(up.addr, top="access_log: stdout"))
+        self.assertEqual(http_request(fb.addr, "GET", "/x?reset=1", {"X-Request-Id": "log-3"}).status, 502)
+        line = json.loads(fb.wait_for_line(r'^\{"request_id":"log-3"').string)
+        self.assertEqual(line["status"], 502)
+        self.assertEqual(line["error"], "upstream_reset")
+
+    def test_the_access_log_is_off_by_default(self):
+        up = self.start_upstream()
+        fb = self.start_fusebox(config_for(up.addr))
+        http_request(fb.addr, "GET", "/", {"X-Request-Id": "log-4"})
+        fb.stop()
+        self.assertNotIn('"request_id":"log-4"', fb.output())
 
 
 if __name__ == "__main__":
