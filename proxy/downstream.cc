@@ -75,10 +75,10 @@ int Downstream::accept(uv_stream_t* server) noexcept {
   return 0;
 }
 
-void Downstream::drain() noexcept {
-  draining_ = true;
-  if (phase_ == Phase::Head && len_ == 0) close();
-}
+// An idle keep-alive connection is not closed here: its client may have sent its next request
+// already, and closing would lose it (a reload must drop nothing). It is answered, with
+// Connection: close, or closed by idle_timeout or the drain deadline, whichever comes first.
+void Downstream::drain() noexcept { draining_ = true; }
 
 // ---- reading
 

@@ -33,11 +33,7 @@ struct Flags {
 fusebox::Result<fp::Config> make_config(const Flags& f) {
   fusebox::Result<fp::Config> base = [&]() -> fusebox::Result<fp::Config> {
     if (!f.config_path.empty()) return fp::load_config_file(f.config_path);
-    if (!f.listen.empty() || !f.upstream.empty()) {
-      if (f.listen.empty() || f.upstream.empty())
-        return fusebox::Error{"--listen and --upstream go together: give both, or --config FILE"};
-      return fp::command_line_config(f.listen, f.upstream);
-    }
+    if (!f.listen.empty()) return fp::command_line_config(f.listen, f.upstream);
     return fp::default_config();
   }();
   if (!base) return base;
@@ -98,6 +94,10 @@ int main(int argc, char** argv) {
   }
   if (!flags.config_path.empty() && (!flags.listen.empty() || !flags.upstream.empty())) {
     std::fprintf(stderr, "fusebox: --config and --listen/--upstream exclude each other: use one\n");
+    return 2;
+  }
+  if (flags.listen.empty() != flags.upstream.empty()) {
+    std::fprintf(stderr, "fusebox: --listen and --upstream go together: give both, or --config FILE\n");
     return 2;
   }
 

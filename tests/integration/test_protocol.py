@@ -210,7 +210,7 @@ class Protocol(TestCase):
 
     def _echo_64_mib(self, chunked: bool):
         total = 64 * MiB
-        with Connection(self.fb.addr) as c:
+        with Connection(self.fb.addr, timeout=5.0) as c:  # 64 MiB take about 1 s: 5 s idle is a stall
             framing = ("Transfer-Encoding", "chunked") if chunked else ("Content-Length", str(total))
             c.send(head("PUT", "/big?echo=body", [("Host", "test"), framing]))
             sender = Sender(c.sock, pieces(total), chunked=chunked)
