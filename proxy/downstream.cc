@@ -90,7 +90,11 @@ void Downstream::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
 
 void Downstream::update_reading() noexcept {
   if (phase_ == Phase::Closed) return;
-  const bool want = !client_eof_ && len_ < cap_ && !(phase_ == Phase::Exchange && close_after_ && response_started_);
+  // While an answer of our own is written before closing, more request bytes are of no use; a
+  // proxied exchange keeps reading even when the response started early (the upstream may be
+  // echoing the body as it comes).
+  const bool answering = phase_ == Phase::Exchange && response_done_ && up_ == nullptr && close_after_;
+  const bool want = !client_eof_ && len_ < cap_ && !answering;
   if (want && !reading_) {
     if (uv_read_start(stream(), on_alloc, on_read) != 0) {
       close();
@@ -228,6 +232,10 @@ void Downstream::start_exchange() noexcept {
   upgrade_ = llhttp_get_upgrade(&parser_) != 0;
 
   if (const char* problem = check_head_lines({buf_.get(), head_end_})) {
+    reply_error(Failure::BadRequest, problem);
+    return;
+  }
+  if (const char* problem = check_request_line(parser_)) {
     reply_error(Failure::BadRequest, problem);
     return;
   }

@@ -35,4 +35,10 @@ const char* check_head_lines(std::string_view head) noexcept {
   return nullptr;
 }
 
+const char* check_request_line(const llhttp_t& parser) noexcept {
+  if (parser.http_major != 1 || parser.http_minor > 1) return "only HTTP/1.0 and HTTP/1.1 are served here";
+  if (parser.method == HTTP_PRI) return "PRI is the HTTP/2 connection preface: this listener speaks HTTP/1.1";
+  return nullptr;
+}
+
 }  // namespace fusebox::proxy

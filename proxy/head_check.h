@@ -5,6 +5,8 @@
 // so the whole head is scanned before anything is forwarded.
 #pragma once
 
+#include <llhttp.h>
+
 #include <string_view>
 
 namespace fusebox::proxy {
@@ -13,5 +15,10 @@ namespace fusebox::proxy {
 // followed by white space before its colon, else a static sentence saying what is wrong. `head` runs from the first byte of the message to the end of
 // the empty line that closes the head.
 const char* check_head_lines(std::string_view head) noexcept;
+
+// Checks of a parsed request line: only HTTP/1.0 and HTTP/1.1 (llhttp also takes a line with no
+// version, HTTP/0.9 style, and 2.0), and not the HTTP/2 preface's PRI method. Returns nullptr or
+// a static sentence.
+const char* check_request_line(const llhttp_t& parser) noexcept;
 
 }  // namespace fusebox::proxy

@@ -68,8 +68,12 @@ size_t write_upstream_request(char* out, size_t cap, const HttpHead& head,
                               const UpstreamRequestShape& shape) noexcept {
   HeadWriter w(out, cap);
   const ConnectionOptions options(head);
-  w << head.method << " " << head.target << " HTTP/1.1\r\n";
-  bool has_host = false;
+  // An absolute-form target goes on in origin-form, with its authority as Host in place of the
+  // client's (RFC 9112 §3.2.2, §3.2.1).
+  const RequestTarget target = split_target(head.target);
+  w << head.method << " " << (target.absolute && target.origin_form.front() == '?' ? "/" : "") << target.origin_form << " HTTP/1.1\r\n";
+  bool has_host = target.absolute;
+  if (target.absolute) w.header("Host", target.authority);
   bool has_request_id = false;
   // X-Forwarded-For and Via are each folded into one field with our addition at the end.
   std::string_view forwarded_for[8];
@@ -87,7 +91,10 @@ size_t write_upstream_request(char* out, size_t cap, const HttpHead& head,
       if (n_via < std::size(via)) via[n_via++] = h.value;
       continue;
     }
-    if (iequals(h.name, "host")) has_host = true;
+    if (iequals(h.name, "host")) {
+      if (target.absolute) continue;
+      has_host = true;
+    }
     if (iequals(h.name, "x-request-id")) has_request_id = true;
     w.header(h.name, h.value);
   }

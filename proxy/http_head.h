@@ -47,6 +47,29 @@ constexpr bool for_each_token(std::string_view list, F&& f) {
   return true;
 }
 
+// An absolute-form request target ("http://api:8080/p?q", RFC 9112 §3.2.2) split into its
+// authority ("api:8080") and the origin-form the upstream gets ("/p?q"); `absolute` is false for
+// any other target, which is then the origin-form as it is.
+struct RequestTarget {
+  bool absolute = false;
+  std::string_view authority;
+  std::string_view origin_form;
+};
+
+constexpr RequestTarget split_target(std::string_view target) noexcept {
+  for (const std::string_view scheme : {std::string_view("http://"), std::string_view("https://")}) {
+    if (target.size() > scheme.size() && iequals(target.substr(0, scheme.size()), scheme)) {
+      std::string_view rest = target.substr(scheme.size());
+      const size_t end = rest.find_first_of("/?");
+      if (end == std::string_view::npos) return {true, rest, "/"};
+      // "http://h?q" has an empty path: the origin-form is "/?q"; we cannot prepend the "/" in a
+      // view, so the path starts at the "?" and the writer adds the "/".
+      return {true, rest.substr(0, end), rest.substr(end)};
+    }
+  }
+  return {false, {}, target};
+}
+
 class HttpHead {
  public:
   static constexpr size_t kMaxHeaders = 100;

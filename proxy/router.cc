@@ -17,17 +17,11 @@ std::string_view host_without_port(std::string_view host) noexcept {
 
 std::optional<size_t> match_route(const ListenerConfig& listener, std::string_view host_header,
                                   std::string_view target) noexcept {
-  std::string_view path = target.substr(0, target.find('?'));
-  std::string_view host = host_without_port(host_header);
   // absolute-form ("http://h/p", RFC 9112 §3.2.2): its authority wins over Host
-  for (const std::string_view scheme : {std::string_view("http://"), std::string_view("https://")}) {
-    if (path.size() > scheme.size() && iequals(path.substr(0, scheme.size()), scheme)) {
-      path.remove_prefix(scheme.size());
-      const size_t slash = path.find('/');
-      host = host_without_port(path.substr(0, slash));
-      path = slash == std::string_view::npos ? std::string_view("/") : path.substr(slash);
-    }
-  }
+  const RequestTarget t = split_target(target);
+  std::string_view path = t.origin_form.substr(0, t.origin_form.find('?'));
+  if (path.empty()) path = "/";
+  const std::string_view host = host_without_port(t.absolute ? t.authority : host_header);
   for (size_t i = 0; i < listener.routes.size(); ++i) {
     const Route& r = listener.routes[i];
     if (!r.host.empty() && !iequals(r.host, host)) continue;

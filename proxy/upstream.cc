@@ -287,7 +287,8 @@ void Upstream::process() noexcept {
 bool Upstream::finish_message() noexcept {
   const int status = llhttp_get_status_code(&parser_);
   Downstream* d = down_;
-  if (upgraded_ && status == 101) {
+  // llhttp flags an upgrade on the message (we pause at its end, before HPE_PAUSED_UPGRADE).
+  if (status == 101 && llhttp_get_upgrade(&parser_) != 0) {
     state_ = State::Tunnel;
     d->on_tunnel_ready();
     if (state_ == State::Tunnel) process_tunnel();
@@ -302,7 +303,7 @@ bool Upstream::finish_message() noexcept {
   }
   // Reusable only if the response ended cleanly with nothing after it, the upstream keeps the
   // connection, and our request went out whole (an early response leaves the rest unsent).
-  const bool reusable = !upgraded_ && llhttp_should_keep_alive(&parser_) && pos_ == len_ &&
+  const bool reusable = !upgraded_ && status != 101 && llhttp_should_keep_alive(&parser_) && pos_ == len_ &&
                         d->request_sent() && !writing();
   // Back to the pool before the Downstream hears of it, so that a pipelined request that follows
   // at once can take this same warm connection.

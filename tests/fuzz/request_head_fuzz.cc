@@ -78,7 +78,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzHead request(HTTP_REQUEST);
   const size_t head_len = request.parse(text, n, split);
   if (head_len == 0) return 0;
+  // The worker's own checks: what fails them is answered 400 and never forwarded.
   if (fp::check_head_lines({text, head_len}) != nullptr) return 0;
+  if (fp::check_request_line(request.parser_) != nullptr) return 0;
   const fp::HttpHead& head = request.head();
   fp::match_route(listener(), head.find("host"), head.target);
 
@@ -102,7 +104,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (again_len == 0 && again.too_many_fields()) return 0;
   check(again_len == out_len, "the upstream head parses back whole");
   check(again.head().method == head.method, "the method survives");
-  check(again.head().target == head.target, "the target survives");
+  // The target survives; an absolute-form one goes on in origin-form with its authority as Host.
+  const fp::RequestTarget t = fp::split_target(head.target);
+  if (t.absolute) {
+    const std::string_view got = again.head().target;
+    check(got.size() >= t.origin_form.size() && got.substr(got.size() - t.origin_form.size()) == t.origin_form,
+          "an absolute-form target goes on in origin-form");
+    check(again.head().find("host") == t.authority, "an absolute-form target's authority is the Host");
+  } else {
+    check(again.head().target == head.target, "the target survives");
+  }
   check(llhttp_get_http_major(&again.parser_) == 1 && llhttp_get_http_minor(&again.parser_) == 1,
         "the upstream head is HTTP/1.1");
   return 0;

@@ -133,3 +133,14 @@ TEST_CASE("the response drops hop-by-hop fields and says how the connection goes
   std::string http10(out, write_downstream_response(out, sizeof out, p.head, {.status = 200, .http10_keep_alive = true}));
   CHECK(http10.find("Connection: keep-alive\r\n") != std::string::npos);
 }
+
+TEST_CASE("an absolute-form target goes upstream in origin-form, its authority replacing Host") {
+  Parsed p("GET http://api.example:8080/v1/x?q=1 HTTP/1.1\r\nHost: other\r\n\r\n");
+  const std::string out = upstream_request(p.head, {.client_address = "c", .request_id = "r"});
+  CHECK(out.rfind("GET /v1/x?q=1 HTTP/1.1\r\nHost: api.example:8080\r\n", 0) == 0);
+  CHECK(out.find("other") == std::string::npos);
+  Parsed bare("GET http://api?q HTTP/1.1\r\n\r\n");
+  CHECK(upstream_request(bare.head, {.client_address = "c"}).rfind("GET /?q HTTP/1.1\r\nHost: api\r\n", 0) == 0);
+  Parsed star("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n");
+  CHECK(upstream_request(star.head, {.client_address = "c"}).rfind("OPTIONS * HTTP/1.1\r\n", 0) == 0);
+}
