@@ -8,5 +8,5 @@ endif()
 add_library(llhttp STATIC ${LLHTTP_SOURCE_DIR}/llhttp.c ${LLHTTP_SOURCE_DIR}/api.c
                           ${LLHTTP_SOURCE_DIR}/http.c)
 target_include_directories(llhttp SYSTEM PUBLIC ${LLHTTP_INCLUDE_DIR})
-target_compile_options(llhttp PRIVATE -w -O2)
+target_compile_options(llhttp PRIVATE -w)
 set_target_properties(llhttp PROPERTIES POSITION_INDEPENDENT_CODE ON)
