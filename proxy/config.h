@@ -7,8 +7,10 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "shm/breaker_policy.h"
 #include "shm/result.h"
 
 namespace fusebox::proxy {
@@ -42,6 +44,31 @@ struct ListenerConfig {
   uint64_t max_body_bytes = 0;            // request body limit, 0 = none; more is answered 413
 };
 
+// Which upstream answers count as failures for the breaker, besides connect errors, resets and
+// timeouts (always failures). Default: 500-599. 4xx is the caller's fault: a success.
+struct StatusRange {
+  int first = 500;
+  int last = 599;
+};
+
+struct BreakerConfig {
+  shm::BreakerPolicy policy;                  // thresholds, windows, open time, half-open, mode
+  std::vector<StatusRange> failure_statuses{{500, 599}};
+  bool is_failure_status(int status) const noexcept {
+    for (const StatusRange& r : failure_statuses)
+      if (status >= r.first && status <= r.last) return true;
+    return false;
+  }
+};
+
+// What a rejected request gets instead of the default 503 (when the breaker is open).
+struct FallbackConfig {
+  bool enabled = false;
+  int status = 503;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+};
+
 struct ClusterConfig {
   std::string name;
   std::vector<HostPort> endpoints;  // round robin
@@ -52,6 +79,13 @@ struct ClusterConfig {
   Millis dns_refresh{30'000};              // how often names in endpoints are resolved again
   uint32_t max_connections = 1024;         // per worker, per cluster; over it: 503
   uint32_t max_idle = 256;                 // pooled idle connections kept per worker, per cluster
+  BreakerConfig breaker;                   // every cluster has one, with the defaults if not given
+  FallbackConfig fallback;
+};
+
+struct ShmConfig {
+  std::string name;             // empty: derived from the admin address ("fusebox-127.0.0.1-9901")
+  uint32_t max_breakers = 256;  // slots in the segment; more clusters than this is a config error
 };
 
 enum class AccessLogTarget : uint8_t { Off, Stdout, Stderr, File };
@@ -64,6 +98,7 @@ struct Config {
   AccessLogTarget access_log = AccessLogTarget::Off;
   std::string access_log_path;  // for AccessLogTarget::File
   Millis drain_timeout{15'000}; // SIGTERM: in-flight requests get this long, then workers are killed
+  ShmConfig shm;
   std::vector<ListenerConfig> listeners;
   std::vector<ClusterConfig> clusters;
 };
@@ -93,6 +128,10 @@ Result<Config> command_line_config(const std::string& listen, const std::string&
 // tests need not touch the process environment.
 using GetEnv = const char* (*)(const char*);
 Result<void> apply_environment(Config& config, GetEnv getenv_fn);
+
+// The segment's name: shm.name, or one derived from the admin address, so two fusebox instances on
+// one host never share a segment by accident.
+std::string segment_name(const Config& config);
 
 // Value parsers shared by the loader, the command line and the environment overrides.
 Result<Millis> parse_duration(const std::string& text);   // "250ms", "5s", "2m", "1h"; "0" = 0

@@ -1,10 +1,11 @@
 // proxy/config_loader.cc: turns YAML text, the --listen/--upstream shorthand and FUSEBOX_*
 // environment variables into a validated Config, or into every problem found, each a sentence
 // with its file, line and path: "fusebox.yaml:12: clusters[0] (payments).connect_timeout: "fast"
-// is not a duration (write 250ms, 5s or 2m)". Not here: the value parsers (config.cc), and acting
-// on the config (reload, binding) which belongs to the master.
+// is not a duration (write 250ms, 5s or 2m)". Not here: the value parsers shared with the command
+// line and the environment (config.cc; the breaker's own value parsers, used only by YAML, are
+// below), and acting on the config (reload, binding) which belongs to the master.
 //
-// The file, key by key (defaults are the member initializers in config.h):
+// The file, key by key (defaults are the member initializers in config.h and shm/breaker_policy.h):
 //
 //   workers: auto | 1..256             # auto: the CPUs this process may use
 //   admin:
@@ -12,6 +13,10 @@
 //   log_level: debug | info | warn | error
 //   access_log: off | stdout | stderr | PATH
 //   drain_timeout: 15s                 # SIGTERM: how long in-flight requests get
+//   shm:
+//     name: fusebox-payments           # the shared memory segment: 1 to 200 of [A-Za-z0-9_.-];
+//                                      #   default "fusebox-" + admin host + "-" + admin port
+//     max_breakers: 256                # 1..65536 slots; must be at least the number of clusters
 //   listeners:                         # at least one
 //     - name: payments                 # required, unique, [A-Za-z0-9_.-]+
 //       address: 0.0.0.0:15001         # required; port 0 lets the OS pick (tests)
@@ -33,13 +38,44 @@
 //       dns_refresh: 30s
 //       max_connections: 1024          # 1..1000000, per worker
 //       max_idle: 256                  # 0..1000000, per worker
-//       breaker: / retry: / bulkhead: / health_check: / cache: / fallback: / dead_letter:
+//       breaker:                       # every cluster has one; every key is optional
+//         consecutive_failures: 5      # trip after this many failures in a row; 0 = off
+//         failure_rate:
+//           threshold: 50%             # trip when this share of the window's calls failed; 0 = off
+//           minimum_calls: 20          # 1..1000000: fewer calls in the window never trip a rate
+//           window: 10s                # a duration, or a count of the last calls: "100 calls"
+//                                      #   (1..1000); at least minimum_calls if a count
+//         slow_calls:                  # off unless given
+//           threshold: 80%             # required: trip when this share of the window's calls was slow
+//           duration: 2s               # a call that takes this long or longer is slow
+//         failure_statuses: [500-599]  # statuses (503) and ranges (500-599), 100..599, that count as
+//                                      #   failures; [] for none. Connect errors, resets and timeouts
+//                                      #   always count.
+//         open:                        # open for base × multiplier^(trips in a row - 1), at most max
+//           base: 30s
+//           multiplier: 2              # a number from 1 to 100, to two decimals (1.5)
+//           max: 5m                    # at least base
+//           jitter: 0.1                # a fraction from 0 to 1 (or 10%): the open time ± 10%
+//         half_open:
+//           permits: 3                 # 1..1000 trial calls, across all workers
+//           successes: 3               # 1..permits successful trials close it; one failure reopens
+//         mode: normal                 # normal | forced_open (reject every call) | disabled (pass
+//                                      #   every call, never trip) | metrics_only (count and
+//                                      #   evaluate, never reject)
+//       fallback:                      # given at all: an open breaker answers with this, not a 503
+//         status: 503                  # 200..599 (a 1xx is not a final response)
+//         headers:                     # in this order; names are tokens, values have no CR, LF or
+//           Content-Type: text/plain   #   NUL; not Content-Length or Transfer-Encoding, which
+//                                      #   fusebox sets from the body
+//         body: ""                     # a string; none with status 204, 205 or 304
+//       retry: / bulkhead: / health_check: / cache: / dead_letter:
 //                                      # accepted and ignored until those features land
-//   shm: / redis:                      # likewise
+//   redis:                             # likewise
 //
 // Durations are whole numbers of ms, s, m or h ("0" alone needs no unit); sizes are bytes or
-// KiB/MiB/GiB. Listener and cluster timeouts must be more than 0: a zero connect or header
-// timeout would fail every request. Every other key is an error, with a "did you mean" when a
+// KiB/MiB/GiB; percentages are whole, with or without "%". Listener and cluster timeouts must be
+// more than 0: a zero connect or header timeout would fail every request. Breaker durations are
+// more than 0 and at most 24h. Every other key is an error, with a "did you mean" when a
 // known key is close; so is a key given twice (yaml-cpp keeps both silently, so we look).
 // yaml-cpp's marks are 0-based and a missing key has none: we print line + 1, and for a missing
 // key the line of the mapping that lacks it.
@@ -88,9 +124,10 @@ namespace {
 using Keys = std::span<const std::string_view>;
 
 constexpr std::string_view kTopKeys[] = {"workers",       "admin",     "log_level", "access_log",
-                                         "drain_timeout", "listeners", "clusters"};
-constexpr std::string_view kTopLaterKeys[] = {"shm", "redis"};
+                                         "drain_timeout", "listeners", "clusters",  "shm"};
+constexpr std::string_view kTopLaterKeys[] = {"redis"};
 constexpr std::string_view kAdminKeys[] = {"address"};
+constexpr std::string_view kShmKeys[] = {"name", "max_breakers"};
 constexpr std::string_view kListenerKeys[] = {"name",           "address",          "routes",
                                               "idle_timeout",   "header_timeout",   "max_header_bytes",
                                               "max_body_bytes"};
@@ -98,10 +135,17 @@ constexpr std::string_view kRouteKeys[] = {"prefix", "host", "cluster"};
 constexpr std::string_view kClusterKeys[] = {"name",           "endpoints",       "connect_timeout",
                                              "response_header_timeout",           "request_timeout",
                                              "idle_timeout",   "dns_refresh",     "max_connections",
-                                             "max_idle"};
+                                             "max_idle",       "breaker",         "fallback"};
 // Settings of features still to come: configs written for them must load today.
-constexpr std::string_view kClusterLaterKeys[] = {"breaker", "retry",    "bulkhead",   "health_check",
-                                                  "cache",   "fallback", "dead_letter"};
+constexpr std::string_view kClusterLaterKeys[] = {"retry", "bulkhead", "health_check", "cache", "dead_letter"};
+constexpr std::string_view kBreakerKeys[] = {"consecutive_failures", "failure_rate", "slow_calls",
+                                             "failure_statuses",     "open",         "half_open",
+                                             "mode"};
+constexpr std::string_view kFailureRateKeys[] = {"threshold", "minimum_calls", "window"};
+constexpr std::string_view kSlowCallKeys[] = {"threshold", "duration"};
+constexpr std::string_view kOpenKeys[] = {"base", "multiplier", "max", "jitter"};
+constexpr std::string_view kHalfOpenKeys[] = {"permits", "successes"};
+constexpr std::string_view kFallbackKeys[] = {"status", "headers", "body"};
 
 // Built by appending: GCC 12 at -O3 warns falsely (-Wrestrict, PR105651) on "\"" + std::string.
 std::string quoted(std::string_view text) {
@@ -142,11 +186,14 @@ std::string joined(const std::vector<std::string>& items) {
   return out;
 }
 
-bool valid_name(const std::string& name) {
-  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'
-           || c == '.' || c == '-';
-  });
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+bool is_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_' || c == '.' || c == '-';
+}
+
+bool valid_name(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), is_name_char);
 }
 
 std::string found(const YAML::Node& node) {
@@ -255,6 +302,170 @@ Result<std::string> parse_name(const std::string& text) {
   return text;
 }
 
+// ---- the breaker's values ----
+
+// A whole percentage, "50%" or a bare 50. 0 turns off the rule it is the threshold of.
+Result<uint32_t> parse_percent(const std::string& text) {
+  std::string digits = text;
+  if (!digits.empty() && digits.back() == '%') digits.pop_back();
+  auto n = parse_number(digits, 0, 100);
+  if (!n) return Error{quoted(text) + " is not a percentage (0-100%)"};
+  return static_cast<uint32_t>(n.value());
+}
+
+// A plain decimal ("2", "1.5", "0.125"), kept as hundredths rounded half up (1.005 -> 101) because
+// the policy stores multipliers and fractions as integers. `whole` and `fraction_nonzero` let the
+// caller check a range exactly: 1.001 is more than 1, though it rounds to 1.00. Nothing else is a
+// decimal: not "1e2", ".5", "-1" or "1,5".
+struct Decimal {
+  uint64_t whole = 0;
+  bool fraction_nonzero = false;
+  uint64_t hundredths = 0;
+};
+
+std::optional<Decimal> parse_decimal(std::string_view text) {
+  const size_t dot = text.find('.');
+  const std::string_view whole = text.substr(0, dot);
+  const std::string_view fraction = dot == std::string_view::npos ? "" : text.substr(dot + 1);
+  const auto digits = [](std::string_view s) { return std::all_of(s.begin(), s.end(), is_digit); };
+  if (whole.empty() || whole.size() > 9 || !digits(whole)) return std::nullopt;
+  if (dot != std::string_view::npos && (fraction.empty() || !digits(fraction))) return std::nullopt;
+  Decimal d;
+  d.whole = std::stoull(std::string(whole));
+  const auto digit = [&fraction](size_t i) -> uint64_t {
+    return i < fraction.size() ? static_cast<uint64_t>(fraction[i] - '0') : 0;
+  };
+  d.fraction_nonzero = fraction.find_first_not_of('0') != std::string_view::npos;
+  d.hundredths = d.whole * 100 + digit(0) * 10 + digit(1) + (digit(2) >= 5 ? 1 : 0);
+  return d;
+}
+
+// open.multiplier: at least 1 (below it the open time would shrink with every trip), at most 100.
+Result<uint32_t> parse_multiplier(const std::string& text) {
+  const auto d = parse_decimal(text);
+  if (!d || d->whole < 1 || d->whole > 100 || (d->whole == 100 && d->fraction_nonzero))
+    return Error{quoted(text) + " is not a number from 1 to 100 (2 doubles the open time on each trip in a row)"};
+  return static_cast<uint32_t>(d->hundredths);
+}
+
+// open.jitter: a fraction of the open time, 0 to 1 ("0.1" is ±10%); "10%" means the same.
+Result<uint32_t> parse_jitter(const std::string& text) {
+  if (!text.empty() && text.back() == '%') return parse_percent(text);
+  const auto d = parse_decimal(text);
+  if (!d || d->whole > 1 || (d->whole == 1 && d->fraction_nonzero))
+    return Error{quoted(text) + " is not a fraction from 0 to 1 (0.1 spreads the open time by ±10%)"};
+  return static_cast<uint32_t>(d->hundredths);
+}
+
+// Breaker durations: more than 0 (`zero_problem` says what 0 would do) and at most a day. A window
+// or open time longer than that is a mistake or a job for mode: forced_open; the bound also keeps
+// every value within the policy's uint32_t milliseconds.
+constexpr Millis kMaxBreakerDuration{24 * 3'600'000};
+
+Result<uint32_t> parse_breaker_ms(const std::string& text, std::string_view zero_problem) {
+  auto d = parse_duration(text);
+  if (!d) return d.error();
+  if (d.value() == Millis{0}) return Error{quoted(text) + std::string(zero_problem)};
+  if (d.value() > kMaxBreakerDuration)
+    return Error{quoted(text) + " is more than 24h, the longest a breaker duration may be"};
+  return static_cast<uint32_t>(d.value().count());
+}
+
+Result<uint32_t> parse_open_time(const std::string& text) {
+  return parse_breaker_ms(text, " would not keep the breaker open at all; an open time must be more than 0");
+}
+
+Result<uint32_t> parse_slow_call_time(const std::string& text) {
+  return parse_breaker_ms(text, " would count every call as slow; a slow call duration must be more than 0");
+}
+
+// failure_rate.window: exactly one of the two is set, as BreakerPolicy expects.
+struct Window {
+  uint32_t ms = 0;
+  uint32_t calls = 0;
+};
+
+// A duration ("10s": the calls of the last 10 seconds) or a count ("100 calls": the last 100).
+Result<Window> parse_window(const std::string& text) {
+  for (const std::string_view unit : {" calls", " call"}) {
+    if (!text.ends_with(unit)) continue;
+    auto n = parse_number(text.substr(0, text.size() - unit.size()), 1, shm::kMaxWindowCalls);
+    if (!n) return Error{quoted(text) + " is not a number of calls from 1 to " + std::to_string(shm::kMaxWindowCalls)};
+    return Window{0, static_cast<uint32_t>(n.value())};
+  }
+  if (text.empty() || !is_digit(text[0]) || text.find(' ') != std::string::npos)
+    return Error{quoted(text) + " is not a window (write a duration, e.g. 10s, or a number of calls, e.g. 100 calls)"};
+  if (text != "0" && std::all_of(text.begin(), text.end(), is_digit))
+    return Error{quoted(text) + " has no unit (write " + text + "s for the last " + text + " seconds, or "
+                 + quoted(text + " calls") + " for the last " + text + " calls)"};
+  auto ms = parse_breaker_ms(text, " is an empty window; a window must be more than 0");
+  if (!ms) return ms.error();
+  return Window{ms.value(), 0};
+}
+
+// One status ("503") or an inclusive range of them ("500-599").
+Result<StatusRange> parse_status_range(const std::string& text) {
+  const size_t dash = text.find('-');
+  const auto first = parse_number(text.substr(0, dash), 100, 599);
+  const auto last = dash == std::string::npos ? first : parse_number(text.substr(dash + 1), 100, 599);
+  if (!first || !last)
+    return Error{quoted(text)
+                 + " is not a status or a range of statuses (write 503 or 500-599; statuses are 100 to 599)"};
+  if (last.value() < first.value())
+    return Error{quoted(text) + " is backwards (write " + std::to_string(last.value()) + "-"
+                 + std::to_string(first.value()) + ")"};
+  return StatusRange{static_cast<int>(first.value()), static_cast<int>(last.value())};
+}
+
+Result<shm::Mode> parse_mode(const std::string& text) {
+  if (text == "normal") return shm::Mode::Normal;
+  if (text == "forced_open") return shm::Mode::ForcedOpen;
+  if (text == "disabled") return shm::Mode::Disabled;
+  if (text == "metrics_only") return shm::Mode::MetricsOnly;
+  return Error{quoted(text) + " is not a mode (normal, forced_open, disabled or metrics_only)"};
+}
+
+// A fallback is the final response: a 1xx would leave the client waiting for another
+// (RFC 9110 §15.2), so fallback statuses start at 200.
+Result<int> parse_fallback_status(const std::string& text) {
+  auto n = parse_number(text, 200, 599);
+  if (!n) return Error{quoted(text) + " is not a status from 200 to 599 (a fallback is a final response)"};
+  return static_cast<int>(n.value());
+}
+
+Result<std::string> parse_body(const std::string& text) { return text; }
+
+// RFC 9110 §5.6.2: a field name is a token.
+bool is_token(std::string_view name) {
+  constexpr std::string_view kPunctuation = "!#$%&'*+-.^_`|~";
+  return !name.empty() && std::all_of(name.begin(), name.end(), [&](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c)
+           || kPunctuation.find(c) != std::string_view::npos;
+  });
+}
+
+std::string lowercase(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+// The segment is a file under /dev/shm: "." and ".." are directories, and 200 leaves room under
+// NAME_MAX (255) for whatever the platform adds.
+Result<std::string> parse_segment_name(const std::string& text) {
+  if (!valid_name(text) || text.size() > 200 || text == "." || text == "..")
+    return Error{quoted(text)
+                 + R"( is not a segment name (1 to 200 letters, digits, "_", "." and "-"; not "." or ".."))"};
+  return text;
+}
+
+// A default, for messages about a value the user did not write: 30000 -> "30s", 300000 -> "5m".
+std::string format_ms(uint32_t ms) {
+  if (ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+  if (ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
+  if (ms % 1'000 == 0) return std::to_string(ms / 1'000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
 // One key of a mapping: where it was written, and its value.
 struct Entry {
   YAML::Node value;
@@ -325,6 +536,8 @@ class Loader {
 
  private:
   std::optional<Fields> mapping(const YAML::Node& node, int line, const std::string& path);
+  std::optional<Fields> section(const Fields& parent, std::string_view key, Keys known);
+  void check_key_shape(const Fields& fields);
   void check_keys(const Fields& fields, Keys known, Keys later);
   bool sequence(const Entry& entry, const std::string& path);
   std::optional<std::string> scalar(const Entry& entry, const std::string& path);
@@ -345,10 +558,21 @@ class Loader {
     out = std::move(parsed).value();
     return true;
   }
+  // True when `key` is absent (the default stands) or was parsed into `out`: whether `out` can be
+  // cross-checked against another setting without adding noise to an error already reported.
+  template <typename T, typename Parse>
+  bool usable(const Fields& fields, std::string_view key, T& out, Parse parse) {
+    return !fields.find(key) || setting(fields, key, out, parse);
+  }
 
   void load_top(const Fields& top, Config& config);
+  bool load_shm(const Fields& top, Config& config);
   void load_clusters(const Entry& clusters, Config& config);
   void load_listeners(const Fields& top, Config& config);
+  void load_breaker(const Entry& entry, const std::string& path, BreakerConfig& breaker);
+  void load_failure_statuses(const Entry& entry, const std::string& path, BreakerConfig& breaker);
+  void load_fallback(const Entry& entry, const std::string& path, FallbackConfig& fallback);
+  void load_fallback_headers(const Entry& entry, const std::string& path, FallbackConfig& fallback);
   std::optional<Placed<ClusterConfig>> load_cluster(const YAML::Node& node, int line,
                                                     const std::string& base);
   std::optional<Placed<ListenerConfig>> load_listener(const YAML::Node& node, int line,
@@ -384,12 +608,30 @@ std::optional<Fields> Loader::mapping(const YAML::Node& node, int line, const st
   return fields;
 }
 
-void Loader::check_keys(const Fields& fields, Keys known, Keys later) {
+// A mapping under `key` of `parent`, its keys checked; nothing if absent or not a mapping. A key
+// missing from it is reported on the line of `key`, where the reader looks for the section, rather
+// than on its first key's.
+std::optional<Fields> Loader::section(const Fields& parent, std::string_view key, Keys known) {
+  const Entry* entry = parent.find(key);
+  if (!entry) return std::nullopt;
+  auto fields = mapping(entry->value, entry->value_line(), at(parent.path, key));
+  if (!fields) return std::nullopt;
+  fields->line = entry->line;
+  check_keys(*fields, known, {});
+  return fields;
+}
+
+// Keys that are not plain words, and keys given twice.
+void Loader::check_key_shape(const Fields& fields) {
   for (const int line : fields.bad_key_lines)
     report(line, fields.path.empty() ? "top level" : fields.path, "keys must be plain words");
   for (const auto& d : fields.duplicates)
     report(d.line, at(fields.path, d.key),
            "duplicate key (first given on line " + std::to_string(d.first_line) + ")");
+}
+
+void Loader::check_keys(const Fields& fields, Keys known, Keys later) {
+  check_key_shape(fields);
   for (const auto& entry : fields.entries) {
     const std::string& key = entry.first;  // not a structured binding: clang 14 can't capture one
     const auto is = [&key](std::string_view k) { return k == key; };
@@ -459,16 +701,30 @@ void Loader::load_top(const Fields& top, Config& config) {
     config.access_log = access_log.target;
     config.access_log_path = access_log.path;
   }
-  if (const Entry* admin = top.find("admin")) {
-    if (auto fields = mapping(admin->value, admin->value_line(), "admin")) {
-      check_keys(*fields, kAdminKeys, {});
-      setting(*fields, "address", config.admin_address, parse_host_port);
-    }
-  }
+  if (auto admin = section(top, "admin", kAdminKeys))
+    setting(*admin, "address", config.admin_address, parse_host_port);
+  const bool max_breakers_known = load_shm(top, config);
   // Clusters first, so that routes can be resolved to them as the listeners are read.
-  if (const Entry* clusters = top.find("clusters"); clusters && sequence(*clusters, "clusters"))
+  if (const Entry* clusters = top.find("clusters"); clusters && sequence(*clusters, "clusters")) {
     load_clusters(*clusters, config);
+    // Each cluster's breaker takes a slot in the segment, which is sized when it is created.
+    const size_t count = clusters->value.size();
+    if (max_breakers_known && count > config.shm.max_breakers)
+      report(clusters->line, "clusters",
+             std::to_string(count) + " clusters but shm.max_breakers is " + std::to_string(config.shm.max_breakers)
+                 + "; raise shm.max_breakers");
+  }
   load_listeners(top, config);
+}
+
+// Returns whether config.shm.max_breakers holds the value meant (given or default), so that the
+// cluster count is not checked against a default the user tried to change.
+bool Loader::load_shm(const Fields& top, Config& config) {
+  if (!top.find("shm")) return true;
+  auto shm = section(top, "shm", kShmKeys);
+  if (!shm) return false;
+  setting(*shm, "name", config.shm.name, parse_segment_name);
+  return usable(*shm, "max_breakers", config.shm.max_breakers, parse_limit<1, 65'536>);
 }
 
 // Keeps the clusters with a valid, unique name: the ones routes can resolve to.
@@ -591,7 +847,154 @@ std::optional<Placed<ClusterConfig>> Loader::load_cluster(const YAML::Node& node
   setting(*fields, "dns_refresh", cluster.dns_refresh, parse_timeout);
   setting(*fields, "max_connections", cluster.max_connections, parse_limit<1, 1'000'000>);
   setting(*fields, "max_idle", cluster.max_idle, parse_limit<0, 1'000'000>);
+  if (const Entry* entry = fields->find("breaker")) load_breaker(*entry, at(fields->path, "breaker"), cluster.breaker);
+  if (const Entry* entry = fields->find("fallback"))
+    load_fallback(*entry, at(fields->path, "fallback"), cluster.fallback);
   return placed;
+}
+
+// Every key is optional: what is not written keeps BreakerPolicy's default. Settings that must
+// agree are checked after all are read; when one side of a disagreement is a default, the message
+// says so, since the user never wrote it.
+void Loader::load_breaker(const Entry& entry, const std::string& path, BreakerConfig& breaker) {
+  auto fields = mapping(entry.value, entry.value_line(), path);
+  if (!fields) return;
+  check_keys(*fields, kBreakerKeys, {});
+  shm::BreakerPolicy& policy = breaker.policy;
+  // `given` shows a setting's value as written, or its default, named as one.
+  const auto given = [](const Fields& f, std::string_view key, const std::string& fallback) {
+    const Entry* e = f.find(key);
+    return e ? e->value.Scalar() : fallback + " (the default)";
+  };
+  setting(*fields, "consecutive_failures", policy.consecutive_failures, parse_limit<0, 1'000'000>);
+  setting(*fields, "mode", policy.mode, parse_mode);
+  if (const Entry* statuses = fields->find("failure_statuses"))
+    load_failure_statuses(*statuses, at(path, "failure_statuses"), breaker);
+
+  if (auto slow = section(*fields, "slow_calls", kSlowCallKeys)) {
+    if (!slow->find("threshold"))
+      report(slow->line, at(slow->path, "threshold"), "missing; slow_calls needs one (e.g. threshold: 80%)");
+    setting(*slow, "threshold", policy.slow_rate_pct, parse_percent);
+    setting(*slow, "duration", policy.slow_call_ms, parse_slow_call_time);
+  }
+
+  if (auto rate = section(*fields, "failure_rate", kFailureRateKeys)) {
+    setting(*rate, "threshold", policy.failure_rate_pct, parse_percent);
+    const bool minimum_ok = usable(*rate, "minimum_calls", policy.minimum_calls, parse_limit<1, 1'000'000>);
+    Window window;
+    if (setting(*rate, "window", window, parse_window)) {
+      policy.window_ms = window.ms;
+      policy.window_calls = window.calls;
+    }
+    // A count window never holds more than window_calls calls: a larger minimum never trips.
+    const bool rate_rules = policy.failure_rate_pct > 0 || policy.slow_rate_pct > 0;
+    if (rate_rules && minimum_ok && policy.window_calls > 0 && policy.minimum_calls > policy.window_calls) {
+      const Entry* minimum = rate->find("minimum_calls");
+      report(minimum ? minimum->value_line() : rate->line, at(rate->path, "minimum_calls"),
+             given(*rate, "minimum_calls", std::to_string(policy.minimum_calls)) + " is more than the window's "
+                 + std::to_string(policy.window_calls)
+                 + " calls, so no rate could ever trip the breaker; lower minimum_calls or widen the window");
+    }
+  }
+
+  if (auto open = section(*fields, "open", kOpenKeys)) {
+    const bool base_ok = usable(*open, "base", policy.open_base_ms, parse_open_time);
+    const bool max_ok = usable(*open, "max", policy.open_max_ms, parse_open_time);
+    setting(*open, "multiplier", policy.open_multiplier_x100, parse_multiplier);
+    setting(*open, "jitter", policy.open_jitter_pct, parse_jitter);
+    if (base_ok && max_ok && policy.open_max_ms < policy.open_base_ms) {
+      const Entry* max = open->find("max");
+      report(max ? max->value_line() : open->line, at(open->path, "max"),
+             given(*open, "max", format_ms(policy.open_max_ms)) + " is less than base, "
+                 + given(*open, "base", format_ms(policy.open_base_ms)) + "; raise max or lower base");
+    }
+  }
+
+  if (auto half = section(*fields, "half_open", kHalfOpenKeys)) {
+    const bool permits_ok = usable(*half, "permits", policy.half_open_permits, parse_limit<1, 1'000>);
+    const bool successes_ok = usable(*half, "successes", policy.half_open_successes, parse_limit<1, 1'000>);
+    if (permits_ok && successes_ok && policy.half_open_successes > policy.half_open_permits) {
+      const Entry* successes = half->find("successes");
+      report(successes ? successes->value_line() : half->line, at(half->path, "successes"),
+             given(*half, "successes", std::to_string(policy.half_open_successes)) + " is more than permits, "
+                 + given(*half, "permits", std::to_string(policy.half_open_permits))
+                 + ", so the trials could never close the breaker; lower successes or raise permits");
+    }
+  }
+}
+
+// Replaces the default 500-599 with the list as written; [] leaves only connect errors, resets
+// and timeouts counting as failures.
+void Loader::load_failure_statuses(const Entry& entry, const std::string& path, BreakerConfig& breaker) {
+  if (!sequence(entry, path)) return;
+  breaker.failure_statuses.clear();
+  for (size_t i = 0; i < entry.value.size(); ++i) {
+    const YAML::Node item = entry.value[i];
+    const Entry status{item, line_of(item, entry.line)};
+    const std::string item_path = indexed(path, i);
+    const auto text = scalar(status, item_path);
+    if (!text) continue;
+    auto range = parse_status_range(*text);
+    if (!range) report(status.value_line(), item_path, range.error().message);
+    else breaker.failure_statuses.push_back(range.value());
+  }
+}
+
+// Given at all, a fallback is on: `fallback: {}` answers an open breaker with an empty 503.
+void Loader::load_fallback(const Entry& entry, const std::string& path, FallbackConfig& fallback) {
+  auto fields = mapping(entry.value, entry.value_line(), path);
+  if (!fields) return;
+  check_keys(*fields, kFallbackKeys, {});
+  fallback.enabled = true;
+  setting(*fields, "status", fallback.status, parse_fallback_status);
+  setting(*fields, "body", fallback.body, parse_body);
+  if (const Entry* headers = fields->find("headers")) load_fallback_headers(*headers, at(path, "headers"), fallback);
+  // RFC 9110 §15.3.5, §15.3.6 and §15.4.5: these responses end at their headers, so a client
+  // would read the body as the start of the next response.
+  const int status = fallback.status;
+  if (!fallback.body.empty() && (status == 204 || status == 205 || status == 304)) {
+    report(fields->find("body")->value_line(), at(path, "body"),
+           "a " + std::to_string(status) + " response has no body; remove body or choose another status");
+  }
+}
+
+// Headers in the order written, which is the order they are sent in.
+void Loader::load_fallback_headers(const Entry& entry, const std::string& path, FallbackConfig& fallback) {
+  auto fields = mapping(entry.value, entry.value_line(), path);
+  if (!fields) return;
+  check_key_shape(*fields);
+  std::map<std::string, std::string> name_by_lowercase;
+  for (const auto& kv : entry.value) {
+    if (!kv.first.IsScalar()) continue;  // reported by check_key_shape
+    const std::string& name = kv.first.Scalar();
+    const Entry header{kv.second, line_of(kv.first, fields->line)};
+    const std::string header_path = at(path, name);
+    if (!is_token(name)) {
+      report(header.line, header_path,
+             quoted(name) + " is not a header name (letters, digits and !#$%&'*+-.^_`|~ only)");
+      continue;
+    }
+    const std::string lower = lowercase(name);
+    if (lower == "content-length" || lower == "transfer-encoding") {
+      report(header.line, header_path, "fusebox sets " + name + " from the body; leave it out");
+      continue;
+    }
+    const auto [it, inserted] = name_by_lowercase.try_emplace(lower, name);
+    if (!inserted) {
+      // The same spelling twice is a duplicate key, reported by check_key_shape.
+      if (it->second != name)
+        report(header.line, header_path, "the same header as " + it->second + " (header names ignore case)");
+      continue;
+    }
+    const auto value = scalar(header, header_path);
+    if (!value) continue;
+    // RFC 9110 §5.5: a CR or LF would end the header early and let the value write headers of its own.
+    if (value->find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+      report(header.value_line(), header_path, "a header value may not contain CR, LF or NUL (RFC 9110 §5.5)");
+      continue;
+    }
+    fallback.headers.emplace_back(name, *value);
+  }
 }
 
 std::optional<Placed<ListenerConfig>> Loader::load_listener(const YAML::Node& node, int line,
@@ -778,6 +1181,14 @@ Result<Config> command_line_config(const std::string& listen, const std::string&
   std::string message;
   for (const auto& e : errors) message += (message.empty() ? "" : "\n") + e;
   return Error{message};
+}
+
+std::string segment_name(const Config& config) {
+  if (!config.shm.name.empty()) return config.shm.name;
+  std::string name = "fusebox-" + config.admin_address.host + "-" + std::to_string(config.admin_address.port);
+  for (char& c : name)
+    if (!is_name_char(c)) c = '_';  // "::1" -> "__1": a segment name is a file name
+  return name;
 }
 
 Result<void> apply_environment(Config& config, GetEnv getenv_fn) {

@@ -11,6 +11,7 @@
 #include "proxy/router.h"
 #include "proxy/upstream_pool.h"
 #include "proxy/worker.h"
+#include "shm/breaker.h"
 
 namespace fusebox::proxy {
 namespace {
@@ -204,6 +205,7 @@ void Downstream::begin_request() noexcept {
   failure_ = Failure::Count;
   body_bytes_ = response_bytes_ = 0;
   request_id_len_ = 0;
+  breaker_pending_ = false;
   head_end_ = fwd_ = pos_ = 0;
   exchange_start_ms_ = uv_now(worker_->loop());
 }
@@ -269,6 +271,21 @@ void Downstream::start_exchange() noexcept {
   }
   cluster_ = config_->routes[*route].cluster_index;
   const ClusterConfig& cluster = worker_->pool(cluster_).config();
+
+  // The breaker decides before anything of the request goes anywhere: a rejected request never
+  // touches the upstream or a pooled connection.
+  {
+    shm::Breaker breaker(worker_->breaker_slot(cluster_), cluster.breaker.policy);
+    const int64_t now = worker_->now_ns();
+    admission_ = breaker.admit(now);
+    log_transition(breaker);
+    if (admission_.kind == shm::Admission::Rejected) {
+      reply_rejected(breaker.state());
+      return;
+    }
+    breaker_pending_ = true;
+    call_start_ns_ = now;
+  }
 
   const UpstreamRequestShape shape{
       .client_address = client_address_,
@@ -447,6 +464,7 @@ bool Downstream::on_response_head(const HttpHead& head, int status, bool close_d
   response_deadline_ms_ = 0;
   arm_timer();
   status_ = status;
+  record_outcome(worker_->pool(cluster_).config().breaker.is_failure_status(status));
   *dechunk = http10;
   // Close after this response when the client or we want it, when part of the request was not
   // read (an early response), or when the body is delimited by closing (RFC 9112 §6.3).
@@ -593,6 +611,42 @@ void Downstream::next_request() noexcept {
   drive();
 }
 
+// ---- the breaker
+
+// The upstream's failures (not the client's, not ours) are what a breaker counts.
+bool Downstream::counts_against_upstream(Failure f) noexcept {
+  switch (f) {
+    case Failure::UpstreamUnresolved:
+    case Failure::UpstreamConnectFailed:
+    case Failure::UpstreamReset:
+    case Failure::UpstreamBadResponse:
+    case Failure::UpstreamConnectTimeout:
+    case Failure::ResponseHeaderTimeout:
+    case Failure::RequestTimeout:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Once per admitted call: its outcome, and how long the upstream took to answer.
+void Downstream::record_outcome(bool failure) noexcept {
+  if (!breaker_pending_) return;
+  breaker_pending_ = false;
+  const ClusterConfig& cluster = worker_->pool(cluster_).config();
+  shm::Breaker breaker(worker_->breaker_slot(cluster_), cluster.breaker.policy);
+  const int64_t now = worker_->now_ns();
+  breaker.record(admission_, {.failure = failure, .duration_ns = now - call_start_ns_}, now, worker_->random());
+  log_transition(breaker);
+}
+
+void Downstream::log_transition(const shm::Breaker& breaker) noexcept {
+  if (!breaker.changed()) return;
+  const shm::Transition& t = breaker.last_change();
+  FB_LOG(Warn, "breaker %s: %s -> %s: %s", worker_->pool(cluster_).config().name.c_str(), shm::to_string(t.from),
+         shm::to_string(t.to), shm::describe(t.reason).c_str());
+}
+
 // ---- errors, timers, closing
 
 void Downstream::reply_error(Failure failure, const char* detail) noexcept {
@@ -600,6 +654,7 @@ void Downstream::reply_error(Failure failure, const char* detail) noexcept {
   const FailureInfo& f = info(failure);
   failure_ = failure;
   ensure_request_id();
+  if (counts_against_upstream(failure)) record_outcome(true);
   if (worker_->allow_error_log()) {
     FB_LOG(Warn, "%d %.*s request_id=%.*s client=%s %.*s %.*s: %.*s%s%s", f.status,
            static_cast<int>(f.label.size()), f.label.data(), static_cast<int>(request_id_len_), request_id_,
@@ -623,6 +678,44 @@ void Downstream::reply_error(Failure failure, const char* detail) noexcept {
                  upgrade_;
   resp_out_len_ = format_error_response(resp_out_.get(), out_cap_, failure, detail ? detail : "",
                                         {request_id_, request_id_len_}, close_after_);
+  send_own_response();
+}
+
+// The breaker is open: the configured fallback, else 503 with Retry-After (seconds until the next
+// trial call) and a header that names the breaker. Not logged per request: the transition that
+// opened the breaker was, with its reason.
+void Downstream::reply_rejected(shm::State state) noexcept {
+  const ClusterConfig& cluster = worker_->pool(cluster_).config();
+  failure_ = Failure::BreakerOpen;
+  release_upstream();
+  close_after_ = !request_done_ || !keep_alive_ || draining_ || client_eof_ || upgrade_;
+  char extra[256];
+  int n = std::snprintf(extra, sizeof extra, "x-fusebox-breaker: %s; state=%s\r\n", cluster.name.c_str(),
+                        state == shm::State::HalfOpen ? "half_open" : shm::to_string(state));
+  if (admission_.retry_after_ns > 0) {
+    const long long seconds = (admission_.retry_after_ns + 999'999'999) / 1'000'000'000;
+    n += std::snprintf(extra + n, sizeof extra - static_cast<size_t>(n), "Retry-After: %lld\r\n", seconds);
+  }
+  const std::string_view extra_headers(extra, static_cast<size_t>(std::max(0, n)));
+  if (cluster.fallback.enabled) {
+    status_ = cluster.fallback.status;
+    HeadWriter w(resp_out_.get(), out_cap_);
+    w << "HTTP/1.1 " << static_cast<unsigned long long>(status_) << " " << reason_phrase(status_) << "\r\n";
+    for (const auto& [name, value] : cluster.fallback.headers) w.header(name, value);
+    w << "Content-Length: " << static_cast<unsigned long long>(cluster.fallback.body.size()) << "\r\n"
+      << extra_headers << "x-fusebox-fallback: breaker_open\r\n" << (close_after_ ? "Connection: close\r\n" : "")
+      << "\r\n" << cluster.fallback.body;
+    resp_out_len_ = w.size();
+  } else {
+    status_ = info(Failure::BreakerOpen).status;
+    resp_out_len_ = format_error_response(resp_out_.get(), out_cap_, Failure::BreakerOpen, cluster.name,
+                                          {request_id_, request_id_len_}, close_after_, extra_headers);
+  }
+  send_own_response();
+}
+
+// Writes resp_out_, an answer of fusebox's own (error, rejection, fallback), and ends the exchange.
+void Downstream::send_own_response() noexcept {
   response_started_ = response_head_written_ = true;
   response_done_ = true;
   response_deadline_ms_ = request_deadline_ms_ = header_deadline_ms_ = 0;

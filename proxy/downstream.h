@@ -21,6 +21,7 @@
 #include "proxy/head_parser.h"
 #include "proxy/http_head.h"
 #include "proxy/upstream.h"
+#include "shm/breaker.h"
 
 namespace fusebox::proxy {
 
@@ -96,6 +97,11 @@ class Downstream final : public Conn, private HeadParser {
   void finish_exchange() noexcept;
   void next_request() noexcept;
   void reply_error(Failure failure, const char* detail) noexcept;
+  void reply_rejected(shm::State state) noexcept;
+  void send_own_response() noexcept;
+  static bool counts_against_upstream(Failure f) noexcept;
+  void record_outcome(bool failure) noexcept;
+  void log_transition(const shm::Breaker& breaker) noexcept;
   void close() noexcept;
   void release_upstream() noexcept;
   void update_reading() noexcept;
@@ -134,6 +140,9 @@ class Downstream final : public Conn, private HeadParser {
   uint64_t request_deadline_ms_ = 0;
   uint64_t idle_deadline_ms_ = 0;
   int status_ = 0;
+  shm::Admission admission_;
+  int64_t call_start_ns_ = 0;
+  bool breaker_pending_ = false;  // admitted: exactly one outcome is owed to the breaker
   Failure failure_ = Failure::Count;  // Count: none
 
   bool headers_done_ = false;

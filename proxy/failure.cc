@@ -26,8 +26,29 @@ size_t json_escape(char* out, size_t cap, std::string_view s) noexcept {
 
 }  // namespace
 
+const char* reason_phrase(int status) noexcept {
+  switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Status";
+  }
+}
+
 size_t format_error_response(char* out, size_t cap, Failure failure, std::string_view detail,
-                             std::string_view request_id, bool close) noexcept {
+                             std::string_view request_id, bool close, std::string_view extra_headers) noexcept {
   const FailureInfo& f = info(failure);
   char body[768];
   size_t b = 0;
@@ -46,19 +67,13 @@ size_t format_error_response(char* out, size_t cap, Failure failure, std::string
                               "Content-Type: application/json\r\n"
                               "Content-Length: %zu\r\n"
                               "x-fusebox-error: %.*s\r\n"
+                              "%.*s"
                               "%s"
                               "\r\n%.*s",
                               f.status,
-                              f.status == 400   ? "Bad Request"
-                              : f.status == 404 ? "Not Found"
-                              : f.status == 405 ? "Method Not Allowed"
-                              : f.status == 408 ? "Request Timeout"
-                              : f.status == 413 ? "Content Too Large"
-                              : f.status == 431 ? "Request Header Fields Too Large"
-                              : f.status == 502 ? "Bad Gateway"
-                              : f.status == 503 ? "Service Unavailable"
-                                                : "Gateway Timeout",
+                              reason_phrase(f.status),
                               b, static_cast<int>(f.label.size()), f.label.data(),
+                              static_cast<int>(extra_headers.size()), extra_headers.data(),
                               close ? "Connection: close\r\n" : "", static_cast<int>(b), body);
   return n < 0 || static_cast<size_t>(n) >= cap ? 0 : static_cast<size_t>(n);
 }

@@ -25,6 +25,7 @@ enum class Failure : uint8_t {
   UpstreamConnectTimeout, // no connection within connect_timeout
   ResponseHeaderTimeout,  // no whole response head within response_header_timeout
   RequestTimeout,         // the exchange took longer than request_timeout
+  BreakerOpen,            // the cluster's circuit breaker is open: fail fast, the upstream is spared
   Count
 };
 
@@ -49,6 +50,7 @@ constexpr FailureInfo kFailures[] = {
     {504, "upstream_connect_timeout", "no connection to the upstream within connect_timeout"},
     {504, "response_header_timeout", "no response head from the upstream within response_header_timeout"},
     {504, "request_timeout", "the request took longer than request_timeout"},
+    {503, "breaker_open", "the circuit breaker is open: calls fail fast until the next trial call"},
 };
 static_assert(std::size(kFailures) == static_cast<size_t>(Failure::Count));
 
@@ -67,16 +69,23 @@ constexpr bool keeps_connection(Failure f) noexcept {
     case Failure::UpstreamConnectTimeout:
     case Failure::ResponseHeaderTimeout:
     case Failure::RequestTimeout:
+    case Failure::BreakerOpen:
       return true;
     default:
       return false;
   }
 }
 
+// The standard reason phrase of a status ("Service Unavailable"), or "Status" for one we do not
+// know by name.
+const char* reason_phrase(int status) noexcept;
+
 // Writes a whole HTTP/1.1 error response (JSON body naming the cause) into out[0, cap) and
 // returns its length (0 if cap is too small, which the callers size to avoid). `detail` adds to
-// the sentence (a parser's reason, an errno's name); empty for none.
+// the sentence (a parser's reason, an errno's name); empty for none. `extra_headers` are whole
+// header lines ("Retry-After: 5\r\n"), written as they are.
 size_t format_error_response(char* out, size_t cap, Failure failure, std::string_view detail,
-                             std::string_view request_id, bool close) noexcept;
+                             std::string_view request_id, bool close,
+                             std::string_view extra_headers = {}) noexcept;
 
 }  // namespace fusebox::proxy

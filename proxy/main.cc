@@ -41,6 +41,15 @@ fusebox::Result<fp::Config> make_config(const Flags& f) {
   if (auto env = fp::apply_environment(config, [](const char* name) -> const char* { return std::getenv(name); });
       !env)
     return env.error();
+  // Not a config key's override but the segment's own: tests and side-by-side instances on one
+  // host give each fusebox its own breakers without writing a file.
+  if (const char* shm_name = std::getenv("FUSEBOX_SHM_NAME"); shm_name != nullptr && *shm_name != '\0') {
+    const std::string name = shm_name;
+    if (name.size() > 200 || name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
+                                 std::string::npos)
+      return fusebox::Error{"environment FUSEBOX_SHM_NAME: \"" + name + "\" is not 1-200 of [A-Za-z0-9_.-]"};
+    config.shm.name = name;
+  }
   if (!f.workers.empty()) {
     if (f.workers == "auto") {
       config.workers = 0;
@@ -80,7 +89,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("fusebox ") + FUSEBOX_VERSION + " (" + FUSEBOX_REVISION + ")");
   app.footer(
       "Environment: FUSEBOX_WORKERS, FUSEBOX_LOG_LEVEL, FUSEBOX_ADMIN_ADDRESS, FUSEBOX_ACCESS_LOG,\n"
-      "FUSEBOX_DRAIN_TIMEOUT override the configuration; flags override the environment.\n"
+      "FUSEBOX_DRAIN_TIMEOUT, FUSEBOX_SHM_NAME override the configuration; flags override the environment.\n"
       "Signals: SIGTERM drains and exits, SIGHUP reloads the --config file.");
   try {
     app.parse(argc, argv);

@@ -12,6 +12,8 @@
 #include "proxy/listen_socket.h"
 #include "proxy/log.h"
 #include "proxy/worker.h"
+#include "shm/breaker.h"
+#include "shm/clock.h"
 
 namespace fusebox::proxy {
 namespace {
@@ -55,7 +57,49 @@ Result<void> Master::bind_all(const Config& config, std::vector<int>* fds) {
   return {};
 }
 
+// Finds (or claims) each cluster's breaker slot, and applies the config's `mode:`: a forced mode
+// from the config is forced; a breaker the config had forced before and no longer does is reset.
+// A state forced through the admin API stays, across restarts too.
+Result<void> Master::resolve_breakers(Generation& gen) {
+  const shm::MonotonicClock clock;
+  gen.breaker_slots.clear();
+  for (const ClusterConfig& c : gen.config->clusters) {
+    auto slot = segment_->find_or_add(c.name);
+    if (!slot) return Error{"cluster " + c.name + ": " + slot.error().message};
+    gen.breaker_slots.push_back(slot.value());
+    shm::BreakerSlot& s = segment_->slot(slot.value());
+    shm::Breaker breaker(s, c.breaker.policy);
+    const int64_t now = clock.now_ns();
+    switch (c.breaker.policy.mode) {
+      case shm::Mode::ForcedOpen: breaker.force(shm::State::ForcedOpen, now, true); break;
+      case shm::Mode::Disabled: breaker.force(shm::State::Disabled, now, true); break;
+      case shm::Mode::MetricsOnly: breaker.force(shm::State::MetricsOnly, now, true); break;
+      case shm::Mode::Normal:
+        if (s.forced_by_config.load() != 0) breaker.reset(now);
+        break;
+    }
+    FB_LOG(Debug, "breaker %s: slot %u, %s", c.name.c_str(), slot.value(), shm::to_string(breaker.state()));
+  }
+  return {};
+}
+
 int Master::run() {
+  const Config& config = *current_->config;
+  auto segment = shm::Segment::open(segment_name(config), config.shm.max_breakers, /*recreate_incompatible=*/true);
+  if (!segment) {
+    FB_LOG(Error, "%s", segment.error().message.c_str());
+    return 1;
+  }
+  segment_ = std::move(segment).value();
+  if (segment_->opened() == shm::Segment::Opened::Recreated)
+    FB_LOG(Warn, "%s; it was recreated, and the breakers start closed", segment_->incompatibility().c_str());
+  FB_LOG(Info, "breakers in shared memory \"%s\" (%s, %u of %u slots used)", segment_->name().c_str(),
+         segment_->opened() == shm::Segment::Opened::Attached ? "attached: state kept" : "created",
+         segment_->used(), segment_->capacity());
+  if (auto resolved = resolve_breakers(*current_); !resolved) {
+    FB_LOG(Error, "%s", resolved.error().message.c_str());
+    return 1;
+  }
   if (auto bound = bind_all(*current_->config, &current_->fds); !bound) {
     FB_LOG(Error, "%s", bound.error().message.c_str());
     return 1;
@@ -104,7 +148,7 @@ void Master::spawn(unsigned slot) {
     }
     int rc;
     {
-      Worker worker(config, slot, current_->fds);
+      Worker worker(config, slot, current_->fds, segment_.get(), current_->breaker_slots);
       rc = worker.run();
     }
     _exit(rc);
@@ -177,6 +221,14 @@ void Master::reload() {
   }
   auto gen = std::make_unique<Generation>();
   gen->config = std::make_unique<Config>(std::move(next).value());
+  if (segment_name(*gen->config) != segment_->name() || gen->config->shm.max_breakers != segment_->capacity()) {
+    FB_LOG(Error, "reload refused, the running config stays: shm.name and shm.max_breakers take a restart");
+    return;
+  }
+  if (auto resolved = resolve_breakers(*gen); !resolved) {
+    FB_LOG(Error, "reload refused, the running config stays: %s", resolved.error().message.c_str());
+    return;
+  }
   if (auto bound = bind_all(*gen->config, &gen->fds); !bound) {
     FB_LOG(Error, "reload refused, the running config stays: %s", bound.error().message.c_str());
     return;

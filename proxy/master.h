@@ -17,6 +17,7 @@
 
 #include "proxy/config.h"
 #include "shm/result.h"
+#include "shm/segment.h"
 
 namespace fusebox::proxy {
 
@@ -49,11 +50,13 @@ class Master {
   struct Generation {
     std::unique_ptr<Config> config;
     std::vector<int> fds;  // one per listener of config, in its order
+    std::vector<uint32_t> breaker_slots;  // one per cluster of config: its slot in the segment
     unsigned workers = 0;
     std::vector<std::unique_ptr<Slot>> slots;
   };
 
   Result<void> bind_all(const Config& config, std::vector<int>* fds);
+  Result<void> resolve_breakers(Generation& gen);
   void spawn(unsigned slot);
   void on_child_exit(pid_t pid, int status);
   void reload();
@@ -67,6 +70,7 @@ class Master {
 
   uv_loop_t* loop_;
   Reload reload_;
+  std::unique_ptr<shm::Segment> segment_;  // mapped before any fork: every worker inherits it
   unsigned generation_ = 0;
   std::unique_ptr<Generation> current_;
   std::vector<std::unique_ptr<Generation>> retired_;

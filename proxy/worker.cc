@@ -19,8 +19,9 @@ constexpr int kBacklog = 4096;
 
 }  // namespace
 
-Worker::Worker(const Config& config, unsigned index, const std::vector<int>& listen_fds)
-    : config_(config), index_(index), listen_fds_(listen_fds) {}
+Worker::Worker(const Config& config, unsigned index, const std::vector<int>& listen_fds, shm::Segment* segment,
+               const std::vector<uint32_t>& breaker_slots)
+    : config_(config), index_(index), segment_(segment), breaker_slots_(breaker_slots), listen_fds_(listen_fds) {}
 
 Worker::~Worker() = default;
 
@@ -148,16 +149,20 @@ void Worker::maybe_exit() noexcept {
   _exit(0);
 }
 
+// xorshift128+: fast, and enough for ids and jitter (not for secrets).
+uint64_t Worker::random() noexcept {
+  uint64_t s1 = rng_state_[0];
+  const uint64_t s0 = rng_state_[1];
+  rng_state_[0] = s0;
+  s1 ^= s1 << 23;
+  rng_state_[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+  return rng_state_[1] + s0;
+}
+
 void Worker::make_request_id(char out[32]) noexcept {
-  // xorshift128+: fast, and enough for ids (not for secrets).
   static constexpr char kHex[] = "0123456789abcdef";
   for (int half = 0; half < 2; ++half) {
-    uint64_t s1 = rng_state_[0];
-    const uint64_t s0 = rng_state_[1];
-    rng_state_[0] = s0;
-    s1 ^= s1 << 23;
-    rng_state_[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-    uint64_t v = rng_state_[1] + s0;
+    uint64_t v = random();
     for (int i = 0; i < 16; ++i, v >>= 4) out[half * 16 + i] = kHex[v & 15];
   }
 }

@@ -12,6 +12,7 @@
 
 #include "proxy/config.h"
 #include "proxy/upstream_pool.h"
+#include "shm/segment.h"
 
 namespace fusebox::proxy {
 
@@ -19,7 +20,8 @@ class Downstream;
 
 class Worker {
  public:
-  Worker(const Config& config, unsigned index, const std::vector<int>& listen_fds);
+  Worker(const Config& config, unsigned index, const std::vector<int>& listen_fds, shm::Segment* segment,
+         const std::vector<uint32_t>& breaker_slots);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -30,6 +32,12 @@ class Worker {
   uv_loop_t* loop() noexcept { return &loop_; }
   const Config& config() const noexcept { return config_; }
   UpstreamPool& pool(size_t cluster) noexcept { return *pools_[cluster]; }
+  // The cluster's breaker slot in the segment, resolved by the master at config load.
+  shm::BreakerSlot& breaker_slot(size_t cluster) noexcept { return segment_->slot(breaker_slots_[cluster]); }
+  // Nanoseconds of CLOCK_MONOTONIC as of this loop iteration: the breakers' time, with no system
+  // call per request (libuv reads the clock once per iteration).
+  int64_t now_ns() noexcept { return static_cast<int64_t>(uv_now(&loop_)) * 1'000'000; }
+  uint64_t random() noexcept;
   bool draining() const noexcept { return draining_; }
 
   // 32 hex digits, random (a per-worker xorshift seeded from the kernel): ids are unique across
@@ -60,6 +68,8 @@ class Worker {
 
   const Config& config_;
   unsigned index_;
+  shm::Segment* segment_;
+  std::vector<uint32_t> breaker_slots_;
   uv_loop_t loop_{};
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<int> listen_fds_;

@@ -7,6 +7,7 @@ tests may run in parallel (ctest -j). Not a mock of anything: every byte goes th
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 import unittest
@@ -25,6 +27,7 @@ FUSEBOX_BIN = os.environ.get("FUSEBOX_BIN", str(SOURCE_DIR / "build" / "fusebox"
 FAULT_UPSTREAM = str(SOURCE_DIR / "tools" / "fault_upstream.py")
 
 _LISTENING = re.compile(r"listening listener=(\S+) address=(\S+)")
+_instances = itertools.count()
 
 
 def split_addr(addr: str) -> tuple[str, int]:
@@ -157,6 +160,11 @@ class Fusebox(Process):
             Path(self.config_path).write_text(config)
             argv += ["--config", self.config_path]
         argv += args or []
+        # Each instance gets its own breaker segment unless the test names one (to restart onto it).
+        env = dict(env or {})
+        if "FUSEBOX_SHM_NAME" not in env and not (config and re.search(r"^shm:", config, re.M)):
+            env["FUSEBOX_SHM_NAME"] = f"fusebox-test-{os.getpid()}-{next(_instances)}"
+        self.shm_name = env.get("FUSEBOX_SHM_NAME")
         super().__init__(argv, env)
         self.addrs: dict[str, str] = {}
         expected = listeners if listeners is not None else (config.count("- name:") and _count_listeners(config) if config else 1)
@@ -184,9 +192,11 @@ class Fusebox(Process):
         out = subprocess.run(["pgrep", "-P", str(self.pid)], capture_output=True, text=True).stdout
         return sorted(int(p) for p in out.split())
 
-    def stop(self, timeout: float = 10.0):
+    def stop(self, timeout: float = 10.0, keep_segment: bool = False):
         rc = super().stop(timeout)
         self.tmp.cleanup()
+        if self.shm_name and not keep_segment:
+            Path("/dev/shm", self.shm_name).unlink(missing_ok=True)
         return rc
 
 
@@ -202,7 +212,9 @@ def config_for(upstream_addr: str, listener: str = "", cluster: str = "", top: s
     and the top level are indented for you."""
 
     def indent(text: str, n: int) -> str:
-        return "".join(" " * n + line.strip() + "\n" for line in text.strip().splitlines() if line.strip())
+        # Nested blocks keep their shape: only the common indentation is replaced.
+        lines = textwrap.dedent(text.strip("\n")).splitlines()
+        return "".join(" " * n + line.rstrip() + "\n" for line in lines if line.strip())
 
     return (
         "workers: 1\n"

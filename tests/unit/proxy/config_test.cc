@@ -302,15 +302,11 @@ TEST_CASE("access_log is off, stdout, stderr or a file path, but not a YAML bool
 }
 
 TEST_CASE("keys of features still to come are accepted and ignored") {
-  const Config c = load(kBase + R"(    breaker: {failure_rate: {threshold: 50%}}
-    retry: {attempts: 3}
+  const Config c = load(kBase + R"(    retry: {attempts: 3}
     bulkhead: {max_concurrent: 10}
     health_check: {path: /healthz}
     cache: {ttl: 5s}
-    fallback: {status: 503}
     dead_letter: {path: /var/lib/fusebox}
-shm:
-  name: fusebox-payments
 redis:
   address: 127.0.0.1:6379
 )");
@@ -654,6 +650,462 @@ TEST_CASE("a config that loads leaves the error list empty") {
   errors.errors = {"stale"};
   CHECK(parse_config(kBase, "fusebox.yaml", &errors).ok());
   CHECK(errors.errors.empty());
+}
+
+// ---- the loader: breaker, fallback and shm ----
+
+namespace {
+
+// Every field of two policies, so that a failure names the field that differs.
+void check_same_policy(const shm::BreakerPolicy& a, const shm::BreakerPolicy& b) {
+  CHECK(a.consecutive_failures == b.consecutive_failures);
+  CHECK(a.failure_rate_pct == b.failure_rate_pct);
+  CHECK(a.minimum_calls == b.minimum_calls);
+  CHECK(a.window_ms == b.window_ms);
+  CHECK(a.window_calls == b.window_calls);
+  CHECK(a.slow_rate_pct == b.slow_rate_pct);
+  CHECK(a.slow_call_ms == b.slow_call_ms);
+  CHECK(a.open_base_ms == b.open_base_ms);
+  CHECK(a.open_multiplier_x100 == b.open_multiplier_x100);
+  CHECK(a.open_max_ms == b.open_max_ms);
+  CHECK(a.open_jitter_pct == b.open_jitter_pct);
+  CHECK(a.half_open_permits == b.half_open_permits);
+  CHECK(a.half_open_successes == b.half_open_successes);
+  CHECK(a.mode == b.mode);
+}
+
+// The documented defaults, written out rather than taken from BreakerPolicy{}, so that a changed
+// default shows up here as the user-visible change it is.
+void check_default_breaker(const BreakerConfig& b) {
+  const shm::BreakerPolicy& p = b.policy;
+  CHECK(p.consecutive_failures == 5);
+  CHECK(p.failure_rate_pct == 50);
+  CHECK(p.minimum_calls == 20);
+  CHECK(p.window_ms == 10'000);
+  CHECK(p.window_calls == 0);
+  CHECK(p.slow_rate_pct == 0);
+  CHECK(p.slow_call_ms == 2'000);
+  CHECK(p.open_base_ms == 30'000);
+  CHECK(p.open_multiplier_x100 == 200);
+  CHECK(p.open_max_ms == 300'000);
+  CHECK(p.open_jitter_pct == 10);
+  CHECK(p.half_open_permits == 3);
+  CHECK(p.half_open_successes == 3);
+  CHECK(p.mode == shm::Mode::Normal);
+  REQUIRE(b.failure_statuses.size() == 1);
+  CHECK(b.failure_statuses[0].first == 500);
+  CHECK(b.failure_statuses[0].last == 599);
+}
+
+// The policy of kBase's cluster with `breaker` (indented under it, from line 11) appended.
+shm::BreakerPolicy policy_of(const std::string& breaker) {
+  return load(kBase + "    breaker:\n" + breaker).clusters.at(0).breaker.policy;
+}
+
+// The only error of kBase's cluster with `breaker` appended (its first line is 11).
+std::string breaker_error(const std::string& breaker) {
+  return only_error(kBase + "    breaker:\n" + breaker);
+}
+
+}  // namespace
+
+TEST_CASE("a cluster without breaker, fallback or shm keys gets the documented defaults") {
+  const Config c = load(kBase);
+  check_default_breaker(c.clusters.at(0).breaker);
+  const FallbackConfig& f = c.clusters.at(0).fallback;
+  CHECK_FALSE(f.enabled);
+  CHECK(f.status == 503);
+  CHECK(f.headers.empty());
+  CHECK(f.body.empty());
+  CHECK(c.shm.name.empty());
+  CHECK(c.shm.max_breakers == 256);
+  check_same_policy(load(kBase + "    breaker: {}\n").clusters.at(0).breaker.policy, shm::BreakerPolicy{});
+}
+
+TEST_CASE("the embedded default and --listen/--upstream give their cluster the default breaker") {
+  check_default_breaker(default_config().clusters.at(0).breaker);
+  auto c = command_line_config("127.0.0.1:0", "127.0.0.1:9000");
+  REQUIRE(c.ok());
+  check_default_breaker(c.value().clusters.at(0).breaker);
+  CHECK_FALSE(c.value().clusters.at(0).fallback.enabled);
+}
+
+TEST_CASE("every breaker key is parsed into its policy field") {
+  const Config c = load(kBase + R"(    breaker:
+      consecutive_failures: 7
+      failure_rate: { threshold: 40%, minimum_calls: 30, window: 100 calls }
+      slow_calls: { threshold: 80%, duration: 1500ms }
+      failure_statuses: [ 502, 503, 520-529 ]
+      open: { base: 10s, multiplier: 1.5, max: 2m, jitter: 0.25 }
+      half_open: { permits: 5, successes: 2 }
+      mode: metrics_only
+)");
+  const BreakerConfig& b = c.clusters.at(0).breaker;
+  const shm::BreakerPolicy& p = b.policy;
+  CHECK(p.consecutive_failures == 7);
+  CHECK(p.failure_rate_pct == 40);
+  CHECK(p.minimum_calls == 30);
+  CHECK(p.window_calls == 100);
+  CHECK(p.window_ms == 0);
+  CHECK(p.slow_rate_pct == 80);
+  CHECK(p.slow_call_ms == 1'500);
+  CHECK(p.open_base_ms == 10'000);
+  CHECK(p.open_multiplier_x100 == 150);
+  CHECK(p.open_max_ms == 120'000);
+  CHECK(p.open_jitter_pct == 25);
+  CHECK(p.half_open_permits == 5);
+  CHECK(p.half_open_successes == 2);
+  CHECK(p.mode == shm::Mode::MetricsOnly);
+  REQUIRE(b.failure_statuses.size() == 3);
+  CHECK(b.failure_statuses[0].first == 502);
+  CHECK(b.failure_statuses[0].last == 502);
+  CHECK(b.failure_statuses[1].first == 503);
+  CHECK(b.failure_statuses[2].first == 520);
+  CHECK(b.failure_statuses[2].last == 529);
+  CHECK(b.is_failure_status(525));
+  CHECK_FALSE(b.is_failure_status(500));
+}
+
+TEST_CASE("the documented example of every breaker, fallback and shm key loads as written") {
+  const Config c = load(R"(shm: { name: fusebox-payments, max_breakers: 256 }
+listeners:
+  - name: ingress
+    address: 127.0.0.1:15001
+    routes: [{cluster: payments}]
+clusters:
+  - name: payments
+    endpoints: [ 127.0.0.1:8080 ]
+    breaker:
+      consecutive_failures: 5
+      failure_rate: { threshold: 50%, minimum_calls: 20, window: 10s }
+      slow_calls: { threshold: 80%, duration: 2s }
+      failure_statuses: [ 500-599 ]
+      open: { base: 30s, multiplier: 2, max: 5m, jitter: 0.1 }
+      half_open: { permits: 3, successes: 3 }
+      mode: normal
+    fallback: { status: 200, headers: { Content-Type: application/json }, body: '{"cached":true}' }
+)");
+  CHECK(c.shm.name == "fusebox-payments");
+  CHECK(c.shm.max_breakers == 256);
+  const ClusterConfig& k = c.clusters.at(0);
+  const shm::BreakerPolicy& p = k.breaker.policy;
+  CHECK(p.window_ms == 10'000);
+  CHECK(p.window_calls == 0);
+  CHECK(p.slow_rate_pct == 80);
+  CHECK(p.slow_call_ms == 2'000);
+  CHECK(p.open_multiplier_x100 == 200);
+  CHECK(p.open_jitter_pct == 10);
+  check_same_policy(p, shm::BreakerPolicy{.slow_rate_pct = 80});
+  CHECK(k.fallback.enabled);
+  CHECK(k.fallback.status == 200);
+  REQUIRE(k.fallback.headers.size() == 1);
+  CHECK(k.fallback.headers[0].first == "Content-Type");
+  CHECK(k.fallback.headers[0].second == "application/json");
+  CHECK(k.fallback.body == R"({"cached":true})");
+}
+
+TEST_CASE("breaker keys left out keep their defaults beside the ones given") {
+  const shm::BreakerPolicy p = policy_of("      failure_rate: { window: 30s }\n      open: { jitter: 0 }\n");
+  check_same_policy(p, shm::BreakerPolicy{.window_ms = 30'000, .open_jitter_pct = 0});
+}
+
+TEST_CASE("percentages are whole, with or without a % sign; 0 turns a rate rule off") {
+  CHECK(policy_of("      failure_rate: { threshold: 50 }\n").failure_rate_pct == 50);
+  CHECK(policy_of("      failure_rate: { threshold: 100% }\n").failure_rate_pct == 100);
+  CHECK(policy_of("      failure_rate: { threshold: 0% }\n").failure_rate_pct == 0);
+  CHECK(policy_of("      failure_rate: { threshold: 0 }\n").failure_rate_pct == 0);
+  CHECK(breaker_error("      failure_rate: { threshold: 150% }\n") ==
+        R"(fusebox.yaml:11: clusters[0] (payments).breaker.failure_rate.threshold: "150%" is not a percentage (0-100%))");
+  CHECK(breaker_error("      slow_calls: { threshold: 12.5% }\n") ==
+        R"(fusebox.yaml:11: clusters[0] (payments).breaker.slow_calls.threshold: "12.5%" is not a percentage (0-100%))");
+  CHECK(breaker_error("      failure_rate: { threshold: half }\n") ==
+        R"(fusebox.yaml:11: clusters[0] (payments).breaker.failure_rate.threshold: "half" is not a percentage (0-100%))");
+}
+
+TEST_CASE("a window is a duration or a number of calls, never both") {
+  const shm::BreakerPolicy time = policy_of("      failure_rate: { window: 10s }\n");
+  CHECK(time.window_ms == 10'000);
+  CHECK(time.window_calls == 0);
+  const shm::BreakerPolicy count = policy_of("      failure_rate: { window: 100 calls, minimum_calls: 10 }\n");
+  CHECK(count.window_calls == 100);
+  CHECK(count.window_ms == 0);
+  CHECK(policy_of("      failure_rate: { window: 1000 calls }\n").window_calls == 1000);
+  CHECK(policy_of("      failure_rate: { window: 1 call, minimum_calls: 1 }\n").window_calls == 1);
+  CHECK(policy_of("      failure_rate: { window: 24h }\n").window_ms == 86'400'000);
+  const std::string at = "fusebox.yaml:11: clusters[0] (payments).breaker.failure_rate.window: ";
+  CHECK(breaker_error("      failure_rate: { window: 1001 calls }\n") ==
+        at + R"("1001 calls" is not a number of calls from 1 to 1000)");
+  CHECK(breaker_error("      failure_rate: { window: 0 calls }\n") ==
+        at + R"("0 calls" is not a number of calls from 1 to 1000)");
+  CHECK(breaker_error("      failure_rate: { window: 100 }\n") ==
+        at + R"("100" has no unit (write 100s for the last 100 seconds, or "100 calls" for the last 100 calls))");
+  CHECK(breaker_error("      failure_rate: { window: 100 cals }\n") ==
+        at + R"("100 cals" is not a window (write a duration, e.g. 10s, or a number of calls, e.g. 100 calls))");
+  CHECK(breaker_error("      failure_rate: { window: 0 }\n") ==
+        at + R"("0" is an empty window; a window must be more than 0)");
+  CHECK(breaker_error("      failure_rate: { window: 25h }\n") ==
+        at + R"("25h" is more than 24h, the longest a breaker duration may be)");
+  CHECK(breaker_error("      failure_rate: { window: 1.5s }\n") ==
+        at + R"("1.5s" is not a whole number; write a smaller unit (1500ms, not 1.5s))");
+}
+
+TEST_CASE("a count window smaller than minimum_calls is refused: no rate could trip the breaker") {
+  CHECK(breaker_error("      failure_rate: { window: 10 calls }\n") ==
+        "fusebox.yaml:11: clusters[0] (payments).breaker.failure_rate.minimum_calls: 20 (the default) is more "
+        "than the window's 10 calls, so no rate could ever trip the breaker; lower minimum_calls or widen the window");
+  CHECK(breaker_error("      failure_rate:\n        window: 10 calls\n        minimum_calls: 11\n") ==
+        "fusebox.yaml:13: clusters[0] (payments).breaker.failure_rate.minimum_calls: 11 is more than the "
+        "window's 10 calls, so no rate could ever trip the breaker; lower minimum_calls or widen the window");
+  // With both rate rules off the window only feeds metrics, and any minimum is harmless.
+  CHECK(policy_of("      failure_rate: { window: 10 calls, threshold: 0 }\n").window_calls == 10);
+  CHECK(breaker_error("      failure_rate: { window: 10 calls, threshold: 0 }\n      slow_calls: { threshold: 50% }\n") ==
+        "fusebox.yaml:11: clusters[0] (payments).breaker.failure_rate.minimum_calls: 20 (the default) is more "
+        "than the window's 10 calls, so no rate could ever trip the breaker; lower minimum_calls or widen the window");
+}
+
+TEST_CASE("minimum_calls and consecutive_failures are whole numbers in range") {
+  CHECK(policy_of("      consecutive_failures: 0\n").consecutive_failures == 0);
+  CHECK(policy_of("      failure_rate: { minimum_calls: 1 }\n").minimum_calls == 1);
+  CHECK(breaker_error("      consecutive_failures: -1\n") ==
+        R"(fusebox.yaml:11: clusters[0] (payments).breaker.consecutive_failures: "-1" is not a number from 0 to 1000000)");
+  CHECK(breaker_error("      failure_rate: { minimum_calls: 0 }\n") ==
+        R"(fusebox.yaml:11: clusters[0] (payments).breaker.failure_rate.minimum_calls: "0" is not a number from 1 to 1000000)");
+}
+
+TEST_CASE("slow_calls is off unless given, and needs a threshold when given") {
+  CHECK(policy_of("      consecutive_failures: 3\n").slow_rate_pct == 0);
+  const shm::BreakerPolicy p = policy_of("      slow_calls: { threshold: 30% }\n");
+  CHECK(p.slow_rate_pct == 30);
+  CHECK(p.slow_call_ms == 2'000);
+  CHECK(breaker_error("      slow_calls: { duration: 1s }\n") ==
+        "fusebox.yaml:11: clusters[0] (payments).breaker.slow_calls.threshold: missing; slow_calls needs one "
+        "(e.g. threshold: 80%)");
+  CHECK(breaker_error("      slow_calls:\n        threshold: 80%\n        duration: 0\n") ==
+        R"(fusebox.yaml:13: clusters[0] (payments).breaker.slow_calls.duration: "0" would count every call as slow; a slow call duration must be more than 0)");
+}
+
+TEST_CASE("failure_statuses are single statuses and ranges from 100 to 599, or none") {
+  const auto statuses = [](const std::string& list) {
+    return load(kBase + "    breaker:\n      failure_statuses: " + list + "\n").clusters.at(0).breaker.failure_statuses;
+  };
+  CHECK(statuses("[]").empty());
+  REQUIRE(statuses("[100-599]").size() == 1);
+  CHECK(statuses("[100-599]")[0].first == 100);
+  CHECK(statuses("[429, 503]").size() == 2);
+  const std::string at = "fusebox.yaml:11: clusters[0] (payments).breaker.failure_statuses";
+  CHECK(breaker_error("      failure_statuses: [500-599, 5xx]\n") ==
+        at + R"([1]: "5xx" is not a status or a range of statuses (write 503 or 500-599; statuses are 100 to 599))");
+  CHECK(breaker_error("      failure_statuses: [600]\n") ==
+        at + R"([0]: "600" is not a status or a range of statuses (write 503 or 500-599; statuses are 100 to 599))");
+  CHECK(breaker_error("      failure_statuses: [99-200]\n") ==
+        at + R"([0]: "99-200" is not a status or a range of statuses (write 503 or 500-599; statuses are 100 to 599))");
+  CHECK(breaker_error("      failure_statuses: [599-500]\n") == at + R"([0]: "599-500" is backwards (write 500-599))");
+  CHECK(breaker_error("      failure_statuses: 500-599\n") ==
+        at + R"(: expected a list (lines starting with "- "), found "500-599")");
+  CHECK(breaker_error("      failure_statuses:\n        - [500]\n") ==
+        "fusebox.yaml:12: clusters[0] (payments).breaker.failure_statuses[0]: expected a single value, found a list");
+}
+
+TEST_CASE("open takes durations, a multiplier of at least 1 and a jitter fraction") {
+  CHECK(policy_of("      open: { multiplier: 1 }\n").open_multiplier_x100 == 100);
+  CHECK(policy_of("      open: { multiplier: 2 }\n").open_multiplier_x100 == 200);
+  CHECK(policy_of("      open: { multiplier: 1.25 }\n").open_multiplier_x100 == 125);
+  CHECK(policy_of("      open: { multiplier: 1.005 }\n").open_multiplier_x100 == 101);  // rounded half up
+  CHECK(policy_of("      open: { multiplier: 1.004 }\n").open_multiplier_x100 == 100);
+  CHECK(policy_of("      open: { multiplier: 100 }\n").open_multiplier_x100 == 10'000);
+  CHECK(policy_of("      open: { jitter: 0.1 }\n").open_jitter_pct == 10);
+  CHECK(policy_of("      open: { jitter: 0 }\n").open_jitter_pct == 0);
+  CHECK(policy_of("      open: { jitter: 1 }\n").open_jitter_pct == 100);
+  CHECK(policy_of("      open: { jitter: 1.0 }\n").open_jitter_pct == 100);
+  CHECK(policy_of("      open: { jitter: 0.125 }\n").open_jitter_pct == 13);
+  CHECK(policy_of("      open: { jitter: 15% }\n").open_jitter_pct == 15);
+  const shm::BreakerPolicy p = policy_of("      open: { base: 1s, max: 1s }\n");
+  CHECK(p.open_base_ms == 1'000);
+  CHECK(p.open_max_ms == 1'000);
+  const std::string at = "fusebox.yaml:11: clusters[0] (payments).breaker.open.";
+  for (const std::string bad : {"0.99", "0", "100.01", "1e2", ".5", "-2", "1.", "two"}) {
+    CHECK(breaker_error("      open: { multiplier: " + bad + " }\n") ==
+          at + "multiplier: \"" + bad + R"(" is not a number from 1 to 100 (2 doubles the open time on each trip in a row))");
+  }
+  for (const std::string bad : {"1.01", "2", "10", "-0.1", "1/10"}) {
+    CHECK(breaker_error("      open: { jitter: " + bad + " }\n") ==
+          at + "jitter: \"" + bad + R"(" is not a fraction from 0 to 1 (0.1 spreads the open time by ±10%))");
+  }
+  CHECK(breaker_error("      open: { jitter: 110% }\n") == at + R"(jitter: "110%" is not a percentage (0-100%))");
+  CHECK(breaker_error("      open: { base: 0s }\n") ==
+        at + R"(base: "0s" would not keep the breaker open at all; an open time must be more than 0)");
+  CHECK(breaker_error("      open: { base: 30 }\n") == at + R"(base: "30" has no unit (write 30s or 30ms))");
+}
+
+TEST_CASE("open.max below open.base is refused, naming a default that causes it") {
+  CHECK(breaker_error("      open:\n        base: 1m\n        max: 30s\n") ==
+        "fusebox.yaml:13: clusters[0] (payments).breaker.open.max: 30s is less than base, 1m; raise max or lower base");
+  CHECK(breaker_error("      open:\n        base: 10m\n") ==
+        "fusebox.yaml:11: clusters[0] (payments).breaker.open.max: 5m (the default) is less than base, 10m; "
+        "raise max or lower base");
+  CHECK(breaker_error("      open: { max: 10s }\n") ==
+        "fusebox.yaml:11: clusters[0] (payments).breaker.open.max: 10s is less than base, 30s (the default); "
+        "raise max or lower base");
+}
+
+TEST_CASE("half_open permits 1 to 1000 trials, and successes at most that many") {
+  const shm::BreakerPolicy p = policy_of("      half_open: { permits: 1000, successes: 1 }\n");
+  CHECK(p.half_open_permits == 1000);
+  CHECK(p.half_open_successes == 1);
+  const std::string at = "fusebox.yaml:11: clusters[0] (payments).breaker.half_open.";
+  CHECK(breaker_error("      half_open: { permits: 0 }\n") == at + R"(permits: "0" is not a number from 1 to 1000)");
+  CHECK(breaker_error("      half_open: { permits: 1001 }\n") == at + R"(permits: "1001" is not a number from 1 to 1000)");
+  CHECK(breaker_error("      half_open: { permits: 2, successes: 0 }\n") ==
+        at + R"(successes: "0" is not a number from 1 to 1000)");
+  CHECK(breaker_error("      half_open: { permits: 2, successes: 3 }\n") ==
+        at + "successes: 3 is more than permits, 2, so the trials could never close the breaker; lower successes "
+             "or raise permits");
+  CHECK(breaker_error("      half_open: { permits: 1 }\n") ==
+        at + "successes: 3 (the default) is more than permits, 1, so the trials could never close the breaker; "
+             "lower successes or raise permits");
+}
+
+TEST_CASE("mode is one of the four operator modes") {
+  CHECK(policy_of("      mode: normal\n").mode == shm::Mode::Normal);
+  CHECK(policy_of("      mode: forced_open\n").mode == shm::Mode::ForcedOpen);
+  CHECK(policy_of("      mode: disabled\n").mode == shm::Mode::Disabled);
+  CHECK(policy_of("      mode: metrics_only\n").mode == shm::Mode::MetricsOnly);
+  CHECK(breaker_error("      mode: off\n") ==
+        R"(fusebox.yaml:11: clusters[0] (payments).breaker.mode: "off" is not a mode (normal, forced_open, disabled or metrics_only))");
+}
+
+TEST_CASE("breaker keys are checked like every other: unknown, duplicate, wrong kind") {
+  CHECK(breaker_error("      consecutive_failure: 3\n") ==
+        "fusebox.yaml:11: clusters[0] (payments).breaker.consecutive_failure: unknown key (did you mean "
+        "consecutive_failures?)");
+  CHECK(breaker_error("      failure_rate: { treshold: 50% }\n") ==
+        "fusebox.yaml:11: clusters[0] (payments).breaker.failure_rate.treshold: unknown key (did you mean threshold?)");
+  CHECK(breaker_error("      open: { maximum: 5m }\n") ==
+        "fusebox.yaml:11: clusters[0] (payments).breaker.open.maximum: unknown key (known keys here: base, "
+        "multiplier, max, jitter)");
+  CHECK(breaker_error("      half_open: { permit: 3 }\n") ==
+        "fusebox.yaml:11: clusters[0] (payments).breaker.half_open.permit: unknown key (did you mean permits?)");
+  CHECK(breaker_error("      slow_calls: { threshold: 80%, durration: 1s }\n") ==
+        "fusebox.yaml:11: clusters[0] (payments).breaker.slow_calls.durration: unknown key (did you mean duration?)");
+  CHECK(breaker_error("      mode: normal\n      mode: disabled\n") ==
+        "fusebox.yaml:12: clusters[0] (payments).breaker.mode: duplicate key (first given on line 11)");
+  CHECK(only_error(kBase + "    breaker: on\n") ==
+        R"(fusebox.yaml:10: clusters[0] (payments).breaker: expected a mapping (key: value lines), found "on")");
+  CHECK(breaker_error("      open: 30s\n") ==
+        R"(fusebox.yaml:11: clusters[0] (payments).breaker.open: expected a mapping (key: value lines), found "30s")");
+}
+
+TEST_CASE("each cluster has its own breaker") {
+  const Config c = load(kBase + R"(    breaker: { consecutive_failures: 9 }
+  - name: refunds
+    endpoints: [127.0.0.1:8081]
+)");
+  CHECK(c.clusters.at(0).breaker.policy.consecutive_failures == 9);
+  check_default_breaker(c.clusters.at(1).breaker);
+}
+
+TEST_CASE("a fallback turns on when given, with its status, headers in order and body") {
+  const Config c = load(kBase + R"(    fallback:
+      status: 200
+      headers:
+        X-Fallback: "1"
+        Content-Type: application/json
+        Cache-Control: no-store
+      body: '{"cached":true}'
+)");
+  const FallbackConfig& f = c.clusters.at(0).fallback;
+  CHECK(f.enabled);
+  CHECK(f.status == 200);
+  REQUIRE(f.headers.size() == 3);
+  CHECK(f.headers[0] == std::pair<std::string, std::string>{"X-Fallback", "1"});
+  CHECK(f.headers[1] == std::pair<std::string, std::string>{"Content-Type", "application/json"});
+  CHECK(f.headers[2] == std::pair<std::string, std::string>{"Cache-Control", "no-store"});
+  CHECK(f.body == R"({"cached":true})");
+  const FallbackConfig empty = load(kBase + "    fallback: {}\n").clusters.at(0).fallback;
+  CHECK(empty.enabled);
+  CHECK(empty.status == 503);
+  CHECK(empty.headers.empty());
+  CHECK(empty.body.empty());
+  CHECK(load(kBase + "    fallback: { status: 204 }\n").clusters.at(0).fallback.status == 204);
+}
+
+TEST_CASE("a fallback's status is final, its headers well formed and not about framing") {
+  const std::string at = "fusebox.yaml:11: clusters[0] (payments).fallback.";
+  const auto error = [](const std::string& fallback) { return only_error(kBase + "    fallback:\n" + fallback); };
+  CHECK(error("      status: 100\n") == at + R"(status: "100" is not a status from 200 to 599 (a fallback is a final response))");
+  CHECK(error("      status: 600\n") == at + R"(status: "600" is not a status from 200 to 599 (a fallback is a final response))");
+  CHECK(error("      status: 204\n      body: hello\n") ==
+        "fusebox.yaml:12: clusters[0] (payments).fallback.body: a 204 response has no body; remove body or choose "
+        "another status");
+  CHECK(error("      body: {cached: true}\n") == at + "body: expected a single value, found a mapping");
+  CHECK(error("      headers: [Content-Type]\n") ==
+        at + R"(headers: expected a mapping (key: value lines), found a list)");
+  const std::string headers = "fusebox.yaml:12: clusters[0] (payments).fallback.headers.";
+  CHECK(error("      headers:\n        Bad Name: x\n") ==
+        headers + R"(Bad Name: "Bad Name" is not a header name (letters, digits and !#$%&'*+-.^_`|~ only))");
+  CHECK(error("      headers:\n        X-Split: \"a\\r\\nSet-Cookie: b\"\n") ==
+        headers + "X-Split: a header value may not contain CR, LF or NUL (RFC 9110 §5.5)");
+  CHECK(error("      headers:\n        Content-Length: \"5\"\n") ==
+        headers + "Content-Length: fusebox sets Content-Length from the body; leave it out");
+  CHECK(error("      headers:\n        transfer-encoding: chunked\n") ==
+        headers + "transfer-encoding: fusebox sets transfer-encoding from the body; leave it out");
+  CHECK(error("      headers:\n        X-A: x\n        x-a: y\n") ==
+        "fusebox.yaml:13: clusters[0] (payments).fallback.headers.x-a: the same header as X-A (header names ignore case)");
+  CHECK(error("      headers:\n        X-A: x\n        X-A: y\n") ==
+        "fusebox.yaml:13: clusters[0] (payments).fallback.headers.X-A: duplicate key (first given on line 12)");
+  CHECK(error("      headers:\n        X-A:\n") == headers + "X-A: no value given");
+  CHECK(error("      stauts: 200\n") == at + "stauts: unknown key (did you mean status?)");
+}
+
+TEST_CASE("shm takes a segment name and a number of breaker slots") {
+  const Config c = load("shm:\n  name: fb_payments.v2-eu\n  max_breakers: 65536\n" + kBase);
+  CHECK(c.shm.name == "fb_payments.v2-eu");
+  CHECK(c.shm.max_breakers == 65'536);
+  CHECK(load("shm: { max_breakers: 1 }\n" + kBase).shm.max_breakers == 1);
+  CHECK(load("shm: { name: " + std::string(200, 'a') + " }\n" + kBase).shm.name.size() == 200);
+  const std::string name_problem =
+      R"( is not a segment name (1 to 200 letters, digits, "_", "." and "-"; not "." or ".."))";
+  CHECK(only_error("shm: { name: fusebox/payments }\n" + kBase) == R"(fusebox.yaml:1: shm.name: "fusebox/payments")" + name_problem);
+  CHECK(only_error("shm: { name: \"..\" }\n" + kBase) == R"(fusebox.yaml:1: shm.name: "..")" + name_problem);
+  CHECK(only_error("shm: { name: \"\" }\n" + kBase) == R"(fusebox.yaml:1: shm.name: "")" + name_problem);
+  CHECK(only_error("shm: { name: " + std::string(201, 'a') + " }\n" + kBase) ==
+        "fusebox.yaml:1: shm.name: \"" + std::string(201, 'a') + "\"" + name_problem);
+  CHECK(only_error("shm: { max_breakers: 0 }\n" + kBase) ==
+        R"(fusebox.yaml:1: shm.max_breakers: "0" is not a number from 1 to 65536)");
+  CHECK(only_error("shm: { max_breakers: 65537 }\n" + kBase) ==
+        R"(fusebox.yaml:1: shm.max_breakers: "65537" is not a number from 1 to 65536)");
+  CHECK(only_error("shm: { nmae: x }\n" + kBase) == "fusebox.yaml:1: shm.nmae: unknown key (did you mean name?)");
+  CHECK(only_error("shm: fusebox\n" + kBase) ==
+        R"(fusebox.yaml:1: shm: expected a mapping (key: value lines), found "fusebox")");
+}
+
+TEST_CASE("more clusters than shm.max_breakers is refused on the clusters line") {
+  CHECK(only_error("shm: { max_breakers: 1 }\n" + kBase + "  - name: refunds\n    endpoints: [127.0.0.1:8081]\n") ==
+        "fusebox.yaml:7: clusters: 2 clusters but shm.max_breakers is 1; raise shm.max_breakers");
+  // The default, 256: kBase's cluster and 255 more fit; one more does not.
+  std::string clusters;
+  for (int i = 0; i < 255; ++i) clusters += "  - {name: c" + std::to_string(i) + ", endpoints: [127.0.0.1:8080]}\n";
+  CHECK(load(kBase + clusters).clusters.size() == 256);
+  CHECK(only_error(kBase + clusters + "  - {name: one_more, endpoints: [127.0.0.1:8080]}\n") ==
+        "fusebox.yaml:6: clusters: 257 clusters but shm.max_breakers is 256; raise shm.max_breakers");
+  // A max_breakers that is itself wrong is reported alone, not measured against.
+  ConfigErrors errors;
+  CHECK_FALSE(parse_config("shm: { max_breakers: none }\n" + kBase + clusters + "  - {name: x, endpoints: [127.0.0.1:8080]}\n",
+                           "fusebox.yaml", &errors).ok());
+  CHECK(errors.errors == std::vector<std::string>{R"(fusebox.yaml:1: shm.max_breakers: "none" is not a number from 1 to 65536)"});
+}
+
+TEST_CASE("a segment is named by shm.name, or after the admin address") {
+  Config c;
+  CHECK(segment_name(c) == "fusebox-127.0.0.1-9901");
+  c.admin_address = {"::1", 9902};
+  CHECK(segment_name(c) == "fusebox-__1-9902");
+  c.admin_address = {"admin.local", 80};
+  CHECK(segment_name(c) == "fusebox-admin.local-80");
+  c.shm.name = "fusebox-payments";
+  CHECK(segment_name(c) == "fusebox-payments");
+  CHECK(segment_name(default_config()) == "fusebox-127.0.0.1-9901");
+  CHECK(segment_name(load("admin: {address: \"[fe80::1]:9901\"}\n" + kBase)) == "fusebox-fe80__1-9901");
 }
 
 // ---- files ----
