@@ -154,8 +154,15 @@ Result<uint32_t> Segment::find_or_add(std::string_view name) {
         return i;
       }
     }
-    // Another process is claiming this slot: wait for its name (a few instructions away).
-    while (use == 1) use = s.in_use.load(std::memory_order_acquire);
+    // Another process is claiming this slot: its name is a few instructions away. If it never
+    // comes, that process died mid-claim (at most once per slot): the slot is taken over.
+    for (int spins = 0; use == 1 && spins < 1'000'000; ++spins) use = s.in_use.load(std::memory_order_acquire);
+    if (use == 1 && s.in_use.compare_exchange_strong(use, 1, std::memory_order_acq_rel)) {
+      std::memcpy(s.name, name.data(), name.size());
+      s.name[name.size()] = '\0';
+      s.in_use.store(2, std::memory_order_release);
+      return i;
+    }
     if (name_is(s, name)) return i;
   }
   return Error{"breaker table full: " + std::to_string(used()) + " of " + std::to_string(cap) +

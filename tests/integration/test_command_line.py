@@ -21,10 +21,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from harness import FAULT_UPSTREAM, FUSEBOX_BIN, TestCase, http_request, main  # noqa: E402
 
 
+# A breaker segment of this test run's own: the default name (from the admin address) is shared
+# by every fusebox on the host that keeps its default, a developer's included.
+SHM_NAME = f"fusebox-test-cli-{os.getpid()}"
+
+
+def tearDownModule():
+    Path("/dev/shm", SHM_NAME).unlink(missing_ok=True)
+
+
 def clean_env(**overrides: str) -> dict:
-    """This environment without FUSEBOX_* overrides (the runner's must not leak in), plus `overrides`."""
+    """This environment without FUSEBOX_* overrides (the runner's must not leak in), plus `overrides`;
+    FUSEBOX_SHM_NAME is this run's own segment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUSEBOX_") or k in ("FUSEBOX_BIN",
                                                                                          "FUSEBOX_SOURCE_DIR")}
+    env["FUSEBOX_SHM_NAME"] = SHM_NAME
     env.update(overrides)
     return env
 
