@@ -47,8 +47,12 @@ void Conn::on_timer_cb(uv_timer_t* timer) noexcept {
 }
 
 int Conn::write(uv_buf_t* bufs, unsigned n, Conn* source) noexcept {
-  assert(!writing_ && n <= 4);
+  assert(n <= 4);
   if (closing_) return UV_ECANCELED;
+  // One write at a time: write_req_ is in libuv's queue until its callback. A caller that gets
+  // here with one pending has a sequencing bug; refusing keeps the queue intact (the callers
+  // close the connection on an error).
+  if (writing_) return UV_EBUSY;
   size_t total = 0;
   for (unsigned i = 0; i < n; ++i) total += bufs[i].len;
   const int written = uv_try_write(stream(), bufs, n);

@@ -27,7 +27,8 @@ class Conn {
   // Writes bufs (at most 4: libuv keeps up to 4 inline and allocates for more) to this socket.
   // Tries a synchronous write first, which on loopback nearly always takes everything. Returns
   // 0 when all is written, 1 when the rest is queued (on_write_done follows; `source`, the owner
-  // of the bytes, is held until then), or a negative libuv error.
+  // of the bytes, is held until then), or a negative libuv error (UV_EBUSY if a write is still
+  // pending: there is one at a time).
   int write(uv_buf_t* bufs, unsigned n, Conn* source) noexcept;
   bool writing() const noexcept { return writing_; }
 

@@ -17,6 +17,8 @@ namespace fusebox::proxy {
 namespace {
 
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+constexpr uint64_t kLingerMs = 1000;           // how long a closing connection reads and discards
+constexpr uint64_t kLingerBytes = 1024 * 1024; // and how much
 
 }  // namespace
 
@@ -65,6 +67,7 @@ int Downstream::accept(uv_stream_t* server) noexcept {
   parser_.data = static_cast<HeadParser*>(this);
   up_ = nullptr;
   len_ = 0;
+  lingered_bytes_ = 0;
   begin_request();
   client_eof_ = draining_ = reading_ = close_after_ = false;
   resume_upstream_ = finish_on_write_ = interim_ = drive_ = driving_ = false;
@@ -138,6 +141,11 @@ void Downstream::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) no
           uv_now(self->worker_->loop()) + static_cast<uint64_t>(self->config_->idle_timeout.count());
       self->forward();
       break;
+    case Phase::Lingering:
+      self->lingered_bytes_ += static_cast<size_t>(nread);
+      self->len_ = self->pos_ = 0;  // discarded
+      if (self->lingered_bytes_ > kLingerBytes) self->close();
+      return;
     case Phase::Closed:
       return;
   }
@@ -146,6 +154,10 @@ void Downstream::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) no
 
 void Downstream::on_client_eof(int status) noexcept {
   client_eof_ = true;
+  if (phase_ == Phase::Lingering) {
+    close();
+    return;
+  }
   if (reading_) uv_read_stop(stream());
   reading_ = false;
   // A client that half-closes after a whole request still wants its response (RFC 9112 §9.6);
@@ -214,8 +226,15 @@ void Downstream::begin_request() noexcept {
 // on a partial head too, so an error found mid-head still names the client's id.
 void Downstream::ensure_request_id() noexcept {
   if (request_id_len_ != 0) return;
-  if (const std::string_view id = trim_ows(head_.find("x-request-id")); !id.empty()) {
-    request_id_len_ = std::min(id.size(), sizeof request_id_);
+  // The client's id is kept if it is a plain token (UUIDs, hex, base64url): it is written into
+  // logs and JSON, where a quote or a control byte must not go. The upstream still gets the
+  // client's header as sent.
+  const std::string_view id = trim_ows(head_.find("x-request-id"));
+  const bool plain = !id.empty() && id.size() <= sizeof request_id_ &&
+                     id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:+/=-") ==
+                         std::string_view::npos;
+  if (plain) {
+    request_id_len_ = id.size();
     std::memcpy(request_id_, id.data(), request_id_len_);
     request_id_generated_ = false;
   } else {
@@ -263,7 +282,7 @@ void Downstream::start_exchange() noexcept {
   // completes here, so an answer of ours (404) can keep the connection.
   llhttp_resume(&parser_);
   parse_body();
-  if (phase_ != Phase::Exchange) return;
+  if (phase_ != Phase::Exchange || response_started_) return;  // a bad body was answered already
   const auto route = match_route(*config_, head_.find("host"), head_.target);
   if (!route) {
     reply_error(Failure::NoRoute, nullptr);
@@ -422,6 +441,13 @@ void Downstream::reclaim() noexcept {
   }
 }
 
+// RFC 9110 §9.2.2: a request that may have reached the upstream goes again only if repeating it
+// changes nothing (a POST that failed on a reused connection may have been executed).
+bool Downstream::idempotent(llhttp_method_t m) noexcept {
+  return m == HTTP_GET || m == HTTP_HEAD || m == HTTP_OPTIONS || m == HTTP_TRACE || m == HTTP_PUT ||
+         m == HTTP_DELETE;
+}
+
 void Downstream::on_upstream_failed(Failure failure, const char* detail, bool may_retry) noexcept {
   up_ = nullptr;
   upstream_ready_ = false;
@@ -429,7 +455,7 @@ void Downstream::on_upstream_failed(Failure failure, const char* detail, bool ma
   // A pooled connection the upstream had closed: the request never reached it, so it may go
   // again, once, on a new connection, if it has no body (a body may be partly gone already).
   if (may_retry && !retried_ && !response_started_ && request_done_ && body_bytes_ == 0 &&
-      (parser_.flags & F_CHUNKED) == 0) {
+      (parser_.flags & F_CHUNKED) == 0 && idempotent(static_cast<llhttp_method_t>(parser_.method))) {
     retried_ = true;
     head_sent_ = request_sent_ = false;
     response_deadline_ms_ = 0;
@@ -468,7 +494,10 @@ bool Downstream::on_response_head(const HttpHead& head, int status, bool close_d
   *dechunk = http10;
   // Close after this response when the client or we want it, when part of the request was not
   // read (an early response), or when the body is delimited by closing (RFC 9112 §6.3).
-  close_after_ = !keep_alive_ || draining_ || client_eof_ || !request_done_ || close_delimited ||
+  // (A request body still arriving does not close by itself: finish_exchange closes if it has
+  // not ended by the end of the response, without announcing it early to a client that may
+  // finish sending in time.)
+  close_after_ = !keep_alive_ || draining_ || client_eof_ || close_delimited ||
                  (http10 && head.has("transfer-encoding")) || close_after_;
   const DownstreamResponseShape shape{
       .status = status,
@@ -490,6 +519,8 @@ bool Downstream::on_response_head(const HttpHead& head, int status, bool close_d
 
 Flow Downstream::on_response_data(const char* data, size_t len) noexcept {
   if (phase_ == Phase::Closed) return Flow::Aborted;
+  if (phase_ == Phase::Tunnel)  // traffic either way keeps a tunnel alive
+    idle_deadline_ms_ = uv_now(worker_->loop()) + static_cast<uint64_t>(config_->idle_timeout.count());
   response_bytes_ += len;
   return send_response(data, len, up_);
 }
@@ -511,7 +542,11 @@ Flow Downstream::send_response(const char* data, size_t len, Conn* source) noexc
     return Flow::Aborted;
   }
   if (rc == 1) {
-    resume_upstream_ = source != nullptr;
+    // Pending, whoever owns the bytes: the upstream waits for on_write_done either way, or its
+    // next bytes would find this write still in flight.
+    resume_upstream_ = up_ != nullptr;
+    write_deadline_ms_ = uv_now(worker_->loop()) + static_cast<uint64_t>(config_->idle_timeout.count());
+    arm_timer();
     return Flow::Blocked;
   }
   return Flow::Sent;
@@ -523,9 +558,13 @@ void Downstream::on_response_complete(bool informational) noexcept {
     if (interim_) {
       interim_ = false;
       uv_buf_t b = uv_buf_init(resp_out_.get(), static_cast<unsigned>(resp_out_len_));
-      if (write(&b, 1, nullptr) < 0) {
+      const int rc = write(&b, 1, nullptr);
+      if (rc < 0) {
         release_upstream();
         close();
+      } else if (rc == 1) {
+        write_deadline_ms_ = uv_now(worker_->loop()) + static_cast<uint64_t>(config_->idle_timeout.count());
+        arm_timer();
       }
     }
     return;
@@ -550,22 +589,25 @@ void Downstream::on_response_aborted(const char* why) noexcept {
   close();
 }
 
-void Downstream::on_tunnel_ready() noexcept {
-  if (phase_ != Phase::Exchange) return;
+Flow Downstream::on_tunnel_ready() noexcept {
+  if (phase_ != Phase::Exchange) return Flow::Aborted;
   phase_ = Phase::Tunnel;
   response_done_ = true;
   response_deadline_ms_ = request_deadline_ms_ = 0;
   idle_deadline_ms_ = uv_now(worker_->loop()) + static_cast<uint64_t>(config_->idle_timeout.count());
   arm_timer();
   log_access();
-  if (send_response(nullptr, 0, nullptr) == Flow::Aborted) return;
+  const Flow head = send_response(nullptr, 0, nullptr);
+  if (head == Flow::Aborted) return head;
   // Bytes the client sent after its upgrade request belong to the tunnel.
   fwd_ = pos_;
   forward();
   update_reading();
+  return head;
 }
 
 void Downstream::on_write_done(int status) noexcept {
+  write_deadline_ms_ = 0;
   if (phase_ == Phase::Closed) return;
   if (status < 0) {
     release_upstream();
@@ -586,11 +628,38 @@ void Downstream::on_write_done(int status) noexcept {
 void Downstream::finish_exchange() noexcept {
   log_access();
   if (close_after_ || !keep_alive_ || !request_done_ || draining_ || client_eof_ || upgrade_) {
-    close();
+    linger();
     return;
   }
   next_request();
 }
+
+// Closing a socket that still has unread bytes from the client makes the kernel reset the
+// connection, and a reset destroys what of our response was still on its way (a client that
+// pipelined, or an upload we answered early). So, as nginx's lingering_close: send FIN once
+// our writes are out, then read and discard for a bounded time, until the client closes too.
+void Downstream::linger() noexcept {
+  if (phase_ == Phase::Closed) return;
+  release_upstream();
+  if (client_eof_) {
+    close();
+    return;
+  }
+  phase_ = Phase::Lingering;
+  header_deadline_ms_ = response_deadline_ms_ = request_deadline_ms_ = 0;
+  idle_deadline_ms_ = uv_now(worker_->loop()) + kLingerMs;
+  arm_timer();
+  shutdown_req_.data = this;
+  if (uv_shutdown(&shutdown_req_, stream(), on_shutdown) != 0) {
+    close();
+    return;
+  }
+  ref();  // the request points at us until its callback
+  len_ = pos_ = 0;
+  update_reading();
+}
+
+void Downstream::on_shutdown(uv_shutdown_t* req, int) noexcept { static_cast<Downstream*>(req->data)->unref(); }
 
 void Downstream::next_request() noexcept {
   // Pipelined bytes move to the front, so the next head starts at 0 and is contiguous.
@@ -716,6 +785,11 @@ void Downstream::reply_rejected(shm::State state) noexcept {
 
 // Writes resp_out_, an answer of fusebox's own (error, rejection, fallback), and ends the exchange.
 void Downstream::send_own_response() noexcept {
+  if (writing()) {
+    // An interim (1xx) head is still being written: this answer cannot follow it in order.
+    close();
+    return;
+  }
   response_started_ = response_head_written_ = true;
   response_done_ = true;
   response_deadline_ms_ = request_deadline_ms_ = header_deadline_ms_ = 0;
@@ -726,6 +800,8 @@ void Downstream::send_own_response() noexcept {
     close();
   } else if (rc == 1) {
     finish_on_write_ = true;
+    write_deadline_ms_ = uv_now(worker_->loop()) + static_cast<uint64_t>(config_->idle_timeout.count());
+    arm_timer();
   } else {
     finish_exchange();
   }
@@ -733,7 +809,8 @@ void Downstream::send_own_response() noexcept {
 
 void Downstream::arm_timer() noexcept {
   uint64_t first = 0;
-  for (const uint64_t d : {header_deadline_ms_, idle_deadline_ms_, response_deadline_ms_, request_deadline_ms_})
+  for (const uint64_t d :
+       {header_deadline_ms_, idle_deadline_ms_, response_deadline_ms_, request_deadline_ms_, write_deadline_ms_})
     if (d != 0 && (first == 0 || d < first)) first = d;
   arm_timer_at(first);  // a timer due earlier stays: on_timer finds nothing passed and re-arms
 }
@@ -742,7 +819,11 @@ void Downstream::on_timer() noexcept {
   if (phase_ == Phase::Closed) return;
   const uint64_t now = uv_now(worker_->loop());
   auto passed = [now](uint64_t deadline) { return deadline != 0 && now >= deadline; };
-  if (passed(idle_deadline_ms_)) {
+  if (passed(write_deadline_ms_)) {
+    // The client has not taken a byte of what we wrote for idle_timeout: it is gone or stuck.
+    release_upstream();
+    close();
+  } else if (passed(idle_deadline_ms_)) {
     close();  // an idle keep-alive connection or tunnel: nothing to say
   } else if (passed(header_deadline_ms_)) {
     if (phase_ == Phase::Head && len_ > 0) {

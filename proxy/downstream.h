@@ -34,8 +34,10 @@ class Downstream final : public Conn, private HeadParser {
     Head,      // reading a request head; no upstream is attached
     Exchange,  // a request is routed: an upstream is attached (connecting or connected), or an
                // error answer is being written
-    Tunnel,    // after 101 Switching Protocols: raw bytes both ways
-    Closed,    // handles closing; waits for the last reference
+    Tunnel,     // after 101 Switching Protocols: raw bytes both ways
+    Lingering,  // the last response is written and FIN sent: reading and discarding until the
+                // client closes too, or kLingerMs (a reset would destroy the response in flight)
+    Closed,     // handles closing; waits for the last reference
   };
 
   Downstream(Worker* worker, size_t listener, size_t buffer_bytes, size_t out_bytes);
@@ -43,7 +45,8 @@ class Downstream final : public Conn, private HeadParser {
   // Accepts a connection from `server`; returns a libuv error if that failed (then the object
   // recycles itself once its handles are closed).
   int accept(uv_stream_t* server) noexcept;
-  // Drain: close now if no request is in flight, else after the current response.
+  // Drain: the current response (or the next request, on an idle keep-alive connection) is the
+  // last, answered with Connection: close; idle_timeout or the drain deadline closes the rest.
   void drain() noexcept;
 
   // Callbacks from the attached Upstream.
@@ -57,7 +60,9 @@ class Downstream final : public Conn, private HeadParser {
   void on_response_complete(bool informational) noexcept;
   void on_response_aborted(const char* why) noexcept;
   void on_upstream_written(int status) noexcept;
-  void on_tunnel_ready() noexcept;
+  // The upstream switched protocols: Blocked if the 101 head is still being written (the upstream
+  // then waits for resume() before it hands over tunnel bytes).
+  Flow on_tunnel_ready() noexcept;
 
   Phase phase() const noexcept { return phase_; }
   bool request_sent() const noexcept { return request_sent_; }
@@ -100,9 +105,12 @@ class Downstream final : public Conn, private HeadParser {
   void reply_rejected(shm::State state) noexcept;
   void send_own_response() noexcept;
   static bool counts_against_upstream(Failure f) noexcept;
+  static bool idempotent(llhttp_method_t m) noexcept;
   void record_outcome(bool failure) noexcept;
   void log_transition(const shm::Breaker& breaker) noexcept;
   void close() noexcept;
+  void linger() noexcept;
+  static void on_shutdown(uv_shutdown_t* req, int status) noexcept;
   void release_upstream() noexcept;
   void update_reading() noexcept;
   void arm_timer() noexcept;
@@ -139,6 +147,9 @@ class Downstream final : public Conn, private HeadParser {
   uint64_t response_deadline_ms_ = 0;
   uint64_t request_deadline_ms_ = 0;
   uint64_t idle_deadline_ms_ = 0;
+  uint64_t write_deadline_ms_ = 0;  // a write to the client pending: it must progress by then
+  uv_shutdown_t shutdown_req_{};
+  size_t lingered_bytes_ = 0;
   int status_ = 0;
   shm::Admission admission_;
   int64_t call_start_ns_ = 0;

@@ -6,6 +6,7 @@
 namespace fusebox::proxy {
 
 HeadWriter& HeadWriter::operator<<(std::string_view s) noexcept {
+  if (s.empty()) return *this;  // memcpy from an empty view's null data is undefined
   if (overflow_ || s.size() > cap_ - n_) {
     overflow_ = true;
     return *this;

@@ -87,7 +87,8 @@ void Upstream::resume() noexcept {
   if (state_ != State::Busy && state_ != State::Tunnel) return;
   blocked_ = false;
   if (state_ == State::Tunnel) {
-    len_ = pos_ = 0;
+    if (pos_ == len_) len_ = pos_ = 0;  // what we handed over is written
+    process_tunnel();
     update_reading();
     return;
   }
@@ -105,7 +106,7 @@ void Upstream::close() noexcept {
   state_ = State::Closed;
   down_ = nullptr;
   close_handles();
-  if (was_idle) pool_->on_idle_closed(this);
+  pool_->on_closed(this, was_idle);
 }
 
 void Upstream::make_idle() noexcept {
@@ -216,6 +217,7 @@ void Upstream::process_tunnel() noexcept {
   const Flow flow = down_->on_response_data(buf_.get() + pos_, len_ - pos_);
   if (flow == Flow::Aborted) return;
   if (flow == Flow::Blocked) {
+    pos_ = len_;  // handed over, in flight until resume()
     blocked_ = true;
   } else {
     len_ = pos_ = 0;
@@ -290,8 +292,13 @@ bool Upstream::finish_message() noexcept {
   // llhttp flags an upgrade on the message (we pause at its end, before HPE_PAUSED_UPGRADE).
   if (status == 101 && llhttp_get_upgrade(&parser_) != 0) {
     state_ = State::Tunnel;
-    d->on_tunnel_ready();
-    if (state_ == State::Tunnel) process_tunnel();
+    const Flow head = d->on_tunnel_ready();
+    if (head == Flow::Blocked) {
+      blocked_ = true;
+      update_reading();
+    } else if (head == Flow::Sent && state_ == State::Tunnel) {
+      process_tunnel();
+    }
     return false;
   }
   if (status >= 100 && status < 200 && status != 101) {

@@ -136,13 +136,13 @@ Upstream* UpstreamPool::acquire(Downstream* d, bool fresh, Failure* failure, con
     u = new Upstream(this, buffer_bytes_);
   }
   const auto timeout = static_cast<uint64_t>(config_.connect_timeout.count());
-  ++open_;  // given back in on_recycled, whatever happens to the connection
   if (const int rc = u->connect(loop_, reinterpret_cast<const sockaddr*>(&chosen->address), index, d, timeout);
       rc != 0) {
     *failure = Failure::UpstreamConnectFailed;
     *detail = uv_strerror(rc);
-    return nullptr;  // u recycles itself once its handles closed
+    return nullptr;  // u recycles itself once its handles closed; it was never counted
   }
+  ++open_;  // given back in on_closed
   return u;
 }
 
@@ -169,11 +169,11 @@ void UpstreamPool::unlink_idle(Upstream* u) noexcept {
   --e.idle_count;
 }
 
-void UpstreamPool::on_idle_closed(Upstream* u) noexcept { unlink_idle(u); }
-
-void UpstreamPool::on_recycled(Upstream* u) noexcept {
+void UpstreamPool::on_closed(Upstream* u, bool was_idle) noexcept {
+  if (was_idle) unlink_idle(u);
   if (open_ > 0) --open_;
-  free_.push_back(u);
 }
+
+void UpstreamPool::on_recycled(Upstream* u) noexcept { free_.push_back(u); }
 
 }  // namespace fusebox::proxy

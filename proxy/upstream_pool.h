@@ -38,8 +38,10 @@ class UpstreamPool {
   // The exchange is over: back to the idle list when reusable, else closed.
   void release(Upstream* u, bool reusable) noexcept;
   // Bookkeeping from Upstream.
-  void on_idle_closed(Upstream* u) noexcept;  // an idle connection closed (EOF, idle timeout)
-  void on_recycled(Upstream* u) noexcept;     // its last reference went: back to the free list
+  // A connection closed (EOF, idle timeout, failure): it no longer counts against
+  // max_connections from this instant, even though its handles take a loop turn to close.
+  void on_closed(Upstream* u, bool was_idle) noexcept;
+  void on_recycled(Upstream* u) noexcept;  // its last reference went: back to the free list
 
   const ClusterConfig& config() const noexcept { return config_; }
   const std::string& endpoint_name(size_t i) const noexcept { return endpoints_[i].name; }
