@@ -1,0 +1,457 @@
+"""Regressions: each bug a reproduction script found, replayed as the scenario that provoked it,
+asserting the correct behaviour. One test per bug, named after what must hold; each is bounded in
+time, loopback only, and every process it starts is stopped by the harness.
+
+Several bugs only showed when fusebox's write to the client could not complete at once. The tests
+provoke that with a client socket that takes bytes as slowly as the kernel allows (536-byte
+segments, the smallest receive buffer): after a few kilobytes, fusebox's writes to it block.
+"""
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+from harness import Connection, TestCase, Upstream, config_for, main, split_addr  # noqa: E402
+
+OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n"
+NO_BREAKER = "breaker: { mode: disabled }"
+# What the master logs when a worker dies (and what the sanitizers print first, in a sanitizer build).
+WORKER_DIED = re.compile(r"was killed by signal|exited with status|Sanitizer|runtime error")
+
+
+class RawUpstream:
+    """A raw TCP server on 127.0.0.1, port chosen by the kernel, that runs script(peer) in a thread
+    for every connection it accepts, for upstream behaviour tools/fault_upstream.py cannot produce.
+    Every request line a script reads is recorded in `seen` as (connection index, request line), in
+    arrival order. Sockets time out after 5 s, so no thread outlives a test by much."""
+
+    def __init__(self, script):
+        self.script = script
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.listener.settimeout(0.1)
+        self.addr = "127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.seen: list[tuple[int, bytes]] = []
+        self.lock = threading.Lock()
+        self._accepted = 0
+        self._socks: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self):
+        while not self._stop.is_set():
+            try:
+                sock, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            sock.settimeout(5)
+            with self.lock:
+                peer = RawPeer(self, sock, self._accepted)
+                self._accepted += 1
+                self._socks.append(sock)
+            threading.Thread(target=self._run, args=(peer,), daemon=True).start()
+
+    def _run(self, peer):
+        try:
+            self.script(peer)
+        except OSError:
+            pass
+        finally:
+            peer.sock.close()
+
+    def request_lines(self) -> list[tuple[int, bytes]]:
+        with self.lock:
+            return list(self.seen)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(2)
+        self.listener.close()
+        with self.lock:
+            for s in self._socks:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+
+class RawPeer:
+    """One upstream-side connection of a RawUpstream: reads request heads (pipelined ones stay in
+    the buffer for the next call; bodies are not read), sends whatever the script says."""
+
+    def __init__(self, server, sock, index):
+        self.server, self.sock, self.index = server, sock, index
+        self.buf = b""
+
+    def read_head(self) -> bytes | None:
+        """The next request head (recorded in server.seen), or None at EOF."""
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        with self.server.lock:
+            self.server.seen.append((self.index, head.split(b"\r\n", 1)[0]))
+        return head
+
+    def send(self, data: bytes):
+        self.sock.sendall(data)
+
+
+def slow_reader(addr: str, timeout: float = 5.0) -> socket.socket:
+    """A client socket fusebox's writes block on after a few KB: 536-byte segments and the smallest
+    receive buffer the kernel allows (SO_RCVBUF 1 is rounded up to its minimum)."""
+    s = socket.socket()
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+    s.settimeout(timeout)
+    s.connect(split_addr(addr))
+    return s
+
+
+def read_until_closed(s: socket.socket, seconds: float) -> tuple[bytes, str]:
+    """Everything s receives for at most `seconds`, and how that ended: "eof", "reset" or "timeout"."""
+    data = b""
+    deadline = time.monotonic() + seconds
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return data, "timeout"
+        s.settimeout(remaining)
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            return data, "timeout"
+        except ConnectionResetError:
+            return data, "reset"
+        if not chunk:
+            return data, "eof"
+        data += chunk
+
+
+def status_lines(data: bytes) -> list[bytes]:
+    """The status lines in a stream of HTTP/1.1 responses (bodies of 'x', 'ok' or JSON never hold one)."""
+    return re.findall(rb"HTTP/1\.1 \d{3}[^\r\n]*", data)
+
+
+def established(local_port: int, peer_port: int) -> bool:
+    """Whether a TCP connection from local_port to peer_port is ESTABLISHED, as the kernel sees it."""
+    out = subprocess.run(
+        ["ss", "-tnH", "state", "established", f"( sport = :{local_port} and dport = :{peer_port} )"],
+        capture_output=True, text=True, timeout=5,
+    ).stdout
+    return bool(out.strip())
+
+
+class Regressions(TestCase):
+    def raw_upstream(self, script) -> RawUpstream:
+        up = RawUpstream(script)
+        self.addCleanup(up.stop)
+        return up
+
+    def connect(self, fb) -> Connection:
+        c = Connection(fb.addr, timeout=5)
+        self.addCleanup(c.close)
+        return c
+
+    def request(self, fb, c, method, path, headers=None, body=b""):
+        """c.request, failing the test with fusebox's log if no response comes."""
+        try:
+            return c.request(method, path, headers, body)
+        except (EOFError, ConnectionError, socket.timeout) as e:
+            self.fail(f"{method} {path}: no response: {e!r}\nfusebox log:\n{fb.output()}")
+
+    def assert_error(self, r, status, label):
+        self.assertEqual(r.status, status, r)
+        self.assertEqual(r.json()["error"], label, r)
+
+    def assert_worker_never_restarted(self, fb, pids_before):
+        """The worker that was there before the scenario is still the only one, and the master never
+        logged a worker's death."""
+        died = [line for line in fb.output().splitlines() if WORKER_DIED.search(line)]
+        self.assertEqual(died, [], "a worker died; fusebox log:\n" + fb.output())
+        self.assertEqual(fb.worker_pids(), pids_before, "the worker was replaced; fusebox log:\n" + fb.output())
+
+    # ---------------------------------------------------------------- retry_post.py
+
+    def test_a_post_that_fails_on_a_reused_connection_is_not_sent_again_but_a_get_is_retried_once(self):
+        # Each upstream connection answers its first request, then reads its second and dies
+        # without a byte: the request may well have been executed, so only an idempotent one may
+        # go again (RFC 9110 §9.2.2). The POSTs have no body, so nothing else forbids a retry.
+        def answer_one_then_die(peer):
+            if peer.read_head() is None:
+                return
+            peer.send(OK_RESPONSE)
+            peer.read_head()
+
+        up = self.raw_upstream(answer_one_then_die)
+        fb = self.start_fusebox(config_for(up.addr))
+        c = self.connect(fb)
+        no_body = {"Content-Length": "0"}
+        self.assertEqual(self.request(fb, c, "POST", "/charge?n=1", no_body).status, 200)
+        r = self.request(fb, c, "POST", "/charge?n=2", no_body)  # on the pooled connection
+        self.assert_error(r, 502, "upstream_reset")
+        self.assertEqual(up.request_lines(), [(0, b"POST /charge?n=1 HTTP/1.1"), (0, b"POST /charge?n=2 HTTP/1.1")],
+                         "the POST went to the upstream again")
+
+        self.assertEqual(self.request(fb, c, "GET", "/read?n=3").status, 200)  # a new connection
+        r = self.request(fb, c, "GET", "/read?n=4")  # on the pooled connection, which dies
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body, b"ok\n")
+        self.assertEqual(up.request_lines()[2:],
+                         [(1, b"GET /read?n=3 HTTP/1.1"), (1, b"GET /read?n=4 HTTP/1.1"), (2, b"GET /read?n=4 HTTP/1.1")])
+
+    # ---------------------------------------------------------------- maxconn.py
+
+    def test_max_connections_1_over_two_endpoints_closes_the_idle_connection_to_make_room(self):
+        up1, up2 = self.start_upstream(), self.start_upstream()
+        fb = self.start_fusebox(
+            "workers: 1\n"
+            "listeners:\n"
+            "  - name: main\n"
+            "    address: 127.0.0.1:0\n"
+            "    routes: [ { prefix: /, cluster: up } ]\n"
+            "clusters:\n"
+            "  - name: up\n"
+            f"    endpoints: [ {up1.addr}, {up2.addr} ]\n"
+            "    max_connections: 1\n"
+        )
+        statuses = []
+        for i in range(6):  # sequential: never more than one in flight
+            with Connection(fb.addr, timeout=5) as c:
+                statuses.append(self.request(fb, c, "GET", f"/r{i}").status)
+        self.assertEqual(statuses, [200] * 6, fb.output())
+        # Round robin: every request finds the other endpoint's connection idle and closes it.
+        self.assertEqual((up1.stats()["connections"], up2.stats()["connections"]), (3, 3))
+
+    # ---------------------------------------------------------------- tunnel_idle.py
+
+    def test_a_tunnel_where_only_the_upstream_talks_is_not_cut_by_the_idle_timeout(self):
+        ticks = [b"tick%02d" % i for i in range(15)]
+
+        def push_ticks(peer):
+            # A WebSocket server that pushes a message every 200 ms for 3 s, then closes.
+            if peer.read_head() is None:
+                return
+            peer.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+            for tick in ticks:
+                time.sleep(0.2)
+                peer.send(tick)
+
+        up = self.raw_upstream(push_ticks)
+        fb = self.start_fusebox(config_for(up.addr, listener="idle_timeout: 1s"))
+        c = self.connect(fb)
+        start = time.monotonic()
+        c.send(b"GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        r = c.read_response()
+        self.assertEqual(r.status, 101, r)
+        data, end = read_until_closed(c.sock, 6.0)
+        data = c.buf + data
+        elapsed = time.monotonic() - start
+        self.assertEqual(data, b"".join(ticks), f"the tunnel ended ({end}) after {elapsed:.1f}s")
+        self.assertEqual(end, "eof", "the tunnel outlived the upstream's close")
+        self.assertGreaterEqual(elapsed, 2.9)
+
+    # ---------------------------------------------------------------- logj.py
+
+    def test_a_client_request_id_with_a_quote_is_replaced_so_the_json_access_log_stays_valid(self):
+        up = self.start_upstream()
+        fb = self.start_fusebox(config_for(up.addr, top="access_log: stdout"))
+        plain_id = "0f8e6b2a-3c1d-4e5f-9a7b-8c6d5e4f3a2b"
+        with Connection(fb.addr, timeout=5) as c:
+            self.assertEqual(self.request(fb, c, "GET", "/quoted", {"X-Request-Id": 'x","status":999,"admin":"yes'}).status, 200)
+            self.assertEqual(self.request(fb, c, "GET", "/plain", {"X-Request-Id": plain_id}).status, 200)
+        keys = {"request_id", "client", "listener", "method", "target", "status", "error",
+                "request_body_bytes", "response_body_bytes", "duration_ms"}
+        entries = {}
+        for target in ("/quoted", "/plain"):
+            line = fb.wait_for_line(rf'^\{{.*"target":"{target}"', timeout=5).string
+            try:
+                entries[target] = json.loads(line)
+            except ValueError as e:
+                self.fail(f"access log line is not JSON ({e}): {line}")
+            self.assertEqual(set(entries[target]), keys, line)
+            self.assertEqual(entries[target]["status"], 200, line)
+        self.assertRegex(entries["/quoted"]["request_id"], r"^[0-9a-f]{32}$")
+        self.assertEqual(entries["/plain"]["request_id"], plain_id)
+
+    # ---------------------------------------------------------------- noreason.py
+
+    def test_a_status_line_without_a_reason_phrase_is_passed_through_and_the_worker_survives(self):
+        # RFC 9112 §4: the reason phrase may be empty ("HTTP/1.1 200 "); some servers also drop
+        # the space before it ("HTTP/1.1 200").
+        def no_reason(peer):
+            while (head := peer.read_head()) is not None:
+                space = b" " if head.startswith(b"GET /space ") else b""
+                peer.send(b"HTTP/1.1 200" + space + b"\r\nContent-Length: 2\r\n\r\nok")
+
+        up = self.raw_upstream(no_reason)
+        fb = self.start_fusebox(config_for(up.addr))
+        workers = fb.worker_pids()
+        c = self.connect(fb)
+        for path in ("/space", "/nospace", "/space"):
+            with self.subTest(path=path):
+                r = self.request(fb, c, "GET", path)
+                self.assertEqual(r.raw_head.split(b"\r\n", 1)[0], b"HTTP/1.1 200 ", r)
+                self.assertEqual(r.body, b"ok")
+        time.sleep(0.3)  # a worker that died would be reaped and logged by now
+        self.assert_worker_never_restarted(fb, workers)
+
+    # ---------------------------------------------------------------- hang2.py
+
+    def test_a_client_that_pipelines_and_never_reads_is_closed_once_writes_stop_progressing(self):
+        # Every answer kind: fusebox's own (404, no route), an upstream's bodiless 204, a small 200.
+        up = self.start_upstream()
+        fb = self.start_fusebox(
+            "workers: 1\n"
+            "listeners:\n"
+            "  - name: main\n"
+            "    address: 127.0.0.1:0\n"
+            "    routes: [ { prefix: /api, cluster: up } ]\n"
+            "    header_timeout: 1s\n"
+            "    idle_timeout: 1s\n"
+            "clusters:\n"
+            "  - name: up\n"
+            f"    endpoints: [ {up.addr} ]\n"
+            "    response_header_timeout: 1s\n"
+            "    request_timeout: 1s\n"
+        )
+        workers = fb.worker_pids()
+        fb_port = split_addr(fb.addr)[1]
+        clients = {}
+        for kind, path in (("404", "/nope"), ("204", "/api?status=204"), ("small 200", "/api?size=10")):
+            s = slow_reader(fb.addr)
+            self.addCleanup(s.close)
+            # 2000 pipelined requests, as much as the kernel takes in 1 s; never a byte read.
+            data = b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path.encode() * 2000
+            s.setblocking(False)
+            deadline = time.monotonic() + 1.0
+            while data and time.monotonic() < deadline:
+                try:
+                    data = data[s.send(data):]
+                except BlockingIOError:
+                    time.sleep(0.02)
+            clients[kind] = s
+        sent_at = time.monotonic()
+        open_ = {kind: s.getsockname()[1] for kind, s in clients.items()}
+        while open_ and time.monotonic() < sent_at + 5.0:
+            open_ = {kind: port for kind, port in open_.items() if established(fb_port, port)}
+            time.sleep(0.1)
+        self.assertEqual(list(open_), [], "fusebox kept these connections 5 s after their client stopped reading")
+        for kind, s in clients.items():
+            with self.subTest(kind=kind):
+                s.setblocking(True)
+                _, end = read_until_closed(s, 3.0)
+                self.assertIn(end, ("eof", "reset"))
+        self.assert_worker_never_restarted(fb, workers)
+
+    # ---------------------------------------------------------------- rejected_forwarded.py
+
+    def test_a_request_answered_400_for_a_bad_chunk_size_never_reaches_the_upstream(self):
+        # A GET whose response blocks on a slow reader, then a POST with a bad chunk size
+        # pipelined behind it: fusebox's 400 cannot be written at once, and the POST must not be
+        # routed and forwarded meanwhile. The sizes are those of the script that reproduced it
+        # (12 of these 72 trials went wrong).
+        def serve(peer):
+            while (head := peer.read_head()) is not None:
+                line = head.split(b"\r\n", 1)[0]
+                if line.startswith(b"GET "):
+                    n = int(re.search(rb"size=(\d+)", line).group(1))
+                    peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n + b"x" * n)
+                # anything else: no answer (fusebox's response_header_timeout answers it)
+
+        up = self.raw_upstream(serve)
+        fb = self.start_fusebox(config_for(up.addr, cluster=f"response_header_timeout: 200ms\n{NO_BREAKER}"))
+        results: dict[int, tuple[bytes, str]] = {}
+
+        def trial(size):
+            try:
+                s = slow_reader(fb.addr, timeout=3)
+            except OSError as e:
+                results[size] = (b"", repr(e))
+                return
+            with s:
+                s.sendall(b"GET /?size=%d HTTP/1.1\r\nHost: t\r\n\r\n" % size
+                          + b"POST /rejected-%d HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nZZZZ\r\n" % size)
+                time.sleep(0.5)
+                results[size] = read_until_closed(s, 3.0)
+
+        sizes = list(range(28000, 29600, 23))[:72]
+        for i in range(0, len(sizes), 6):
+            threads = [threading.Thread(target=trial, args=(size,)) for size in sizes[i:i + 6]]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(5)
+        time.sleep(0.3)  # a forwarded request would have reached the upstream by now
+        forwarded = [line for _, line in up.request_lines() if not line.startswith(b"GET ")]
+        self.assertEqual(forwarded, [], f"{len(forwarded)} of {len(sizes)} rejected requests reached the upstream")
+        for size in sizes:
+            with self.subTest(size=size):
+                data, end = results[size]
+                self.assertEqual(status_lines(data), [b"HTTP/1.1 200 OK", b"HTTP/1.1 400 Bad Request"],
+                                 f"{end}: {data[:120]!r}...{data[-300:]!r}")
+
+    # ---------------------------------------------------------------- scan.py
+
+    def scan(self, second_request: bytes, expect):
+        """scan.py: GET /?size=S with a second request pipelined behind it, on a slow reader, for
+        sizes around where fusebox's next small write finds the socket full after the body."""
+        up = self.start_upstream()
+        fb = self.start_fusebox(config_for(up.addr, cluster=f"response_header_timeout: 200ms\n{NO_BREAKER}"))
+        workers = fb.worker_pids()
+        results: dict[int, bytes] = {}
+
+        def trial(size):
+            try:
+                with slow_reader(fb.addr, timeout=3) as s:
+                    s.sendall(b"GET /?size=%d HTTP/1.1\r\nHost: t\r\n\r\n" % size + second_request)
+                    time.sleep(0.5)
+                    data, _ = read_until_closed(s, 2.5)  # a tunnel stays open: 2.5 s at most
+                    results[size] = data
+            except OSError as e:
+                results[size] = repr(e).encode()
+
+        for i in range(0, len(SCAN_SIZES), 6):
+            threads = [threading.Thread(target=trial, args=(size,)) for size in SCAN_SIZES[i:i + 6]]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(5)
+        self.assert_worker_never_restarted(fb, workers)
+        for size in SCAN_SIZES:
+            with self.subTest(size=size):
+                expect(size, results[size])
+
+    def test_an_upgrade_pipelined_behind_a_response_on_a_full_socket_is_written_once(self):
+        ping = b"PING" * 50
+
+        def expect(size, data):
+            self.assertEqual(status_lines(data)[:2], [b"HTTP/1.1 200 OK", b"HTTP/1.1 101 Switching Protocols"], data[-300:])
+            self.assertTrue(data.endswith(ping), data[-300:])
+
+        self.scan(b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" + ping, expect)
+
+    def test_a_103_then_a_504_pipelined_behind_a_response_on_a_full_socket_are_written_once(self):
+        def expect(size, data):
+            self.assertEqual(status_lines(data), [b"HTTP/1.1 200 OK", b"HTTP/1.1 103 Early Hints",
+                                                  b"HTTP/1.1 504 Gateway Timeout"], data[-300:])
+
+        self.scan(b"GET /?status=103 HTTP/1.1\r\nHost: t\r\n\r\n", expect)
+
+
+SCAN_SIZES = list(range(28000, 29600, 23))[:72]  # placeholder, tuned below
+
+
+if __name__ == "__main__":
+    main()
