@@ -218,6 +218,7 @@ void Downstream::begin_request() noexcept {
   body_bytes_ = response_bytes_ = 0;
   request_id_len_ = 0;
   breaker_pending_ = false;
+  deferred_failure_ = Failure::Count;
   head_end_ = fwd_ = pos_ = 0;
   exchange_start_ms_ = uv_now(worker_->loop());
 }
@@ -552,8 +553,8 @@ Flow Downstream::send_response(const char* data, size_t len, Conn* source) noexc
   return Flow::Sent;
 }
 
-void Downstream::on_response_complete(bool informational) noexcept {
-  if (phase_ != Phase::Exchange) return;
+Flow Downstream::on_response_complete(bool informational) noexcept {
+  if (phase_ != Phase::Exchange) return Flow::Aborted;
   if (informational) {
     if (interim_) {
       interim_ = false;
@@ -562,21 +563,26 @@ void Downstream::on_response_complete(bool informational) noexcept {
       if (rc < 0) {
         release_upstream();
         close();
-      } else if (rc == 1) {
+        return Flow::Aborted;
+      }
+      if (rc == 1) {
+        resume_upstream_ = up_ != nullptr;
         write_deadline_ms_ = uv_now(worker_->loop()) + static_cast<uint64_t>(config_->idle_timeout.count());
         arm_timer();
+        return Flow::Blocked;
       }
     }
-    return;
+    return Flow::Sent;
   }
   up_ = nullptr;  // the upstream went back to its pool (or closed) before telling us
   response_done_ = true;
   response_deadline_ms_ = request_deadline_ms_ = 0;
   if (send_response(nullptr, 0, nullptr) == Flow::Blocked || writing()) {
     finish_on_write_ = true;  // a bodiless response's head is still on its way
-    return;
+    return Flow::Blocked;
   }
   if (phase_ == Phase::Exchange) finish_exchange();
+  return Flow::Sent;
 }
 
 void Downstream::on_response_aborted(const char* why) noexcept {
@@ -612,6 +618,12 @@ void Downstream::on_write_done(int status) noexcept {
   if (status < 0) {
     release_upstream();
     close();
+    return;
+  }
+  if (deferred_failure_ != Failure::Count) {
+    const Failure f = deferred_failure_;
+    deferred_failure_ = Failure::Count;
+    reply_error(f, deferred_detail_);
     return;
   }
   if (resume_upstream_) {
@@ -720,10 +732,19 @@ void Downstream::log_transition(const shm::Breaker& breaker) noexcept {
 
 void Downstream::reply_error(Failure failure, const char* detail) noexcept {
   if (phase_ == Phase::Closed) return;
+  if (counts_against_upstream(failure)) record_outcome(true);
+  if (writing() && !response_started_) {
+    // An interim (1xx) head is still on its way to the client: this answer follows it once it
+    // is written (its bytes cannot be overwritten, nor the client left with half a head).
+    deferred_failure_ = failure;
+    deferred_detail_ = detail;
+    release_upstream();
+    response_deadline_ms_ = request_deadline_ms_ = 0;
+    return;
+  }
   const FailureInfo& f = info(failure);
   failure_ = failure;
   ensure_request_id();
-  if (counts_against_upstream(failure)) record_outcome(true);
   if (worker_->allow_error_log()) {
     FB_LOG(Warn, "%d %.*s request_id=%.*s client=%s %.*s %.*s: %.*s%s%s", f.status,
            static_cast<int>(f.label.size()), f.label.data(), static_cast<int>(request_id_len_), request_id_,

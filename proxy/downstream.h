@@ -57,7 +57,9 @@ class Downstream final : public Conn, private HeadParser {
   // the exchange ended here (the upstream was abandoned).
   bool on_response_head(const HttpHead& head, int status, bool close_delimited, bool* dechunk) noexcept;
   Flow on_response_data(const char* data, size_t len) noexcept;
-  void on_response_complete(bool informational) noexcept;
+  // The message ended. For a 1xx, Blocked while its head is being written: the upstream waits
+  // (resume()) before it hands over the next head.
+  Flow on_response_complete(bool informational) noexcept;
   void on_response_aborted(const char* why) noexcept;
   void on_upstream_written(int status) noexcept;
   // The upstream switched protocols: Blocked if the 101 head is still being written (the upstream
@@ -155,6 +157,8 @@ class Downstream final : public Conn, private HeadParser {
   int64_t call_start_ns_ = 0;
   bool breaker_pending_ = false;  // admitted: exactly one outcome is owed to the breaker
   Failure failure_ = Failure::Count;  // Count: none
+  Failure deferred_failure_ = Failure::Count;  // an answer waiting for a 1xx head to be written
+  const char* deferred_detail_ = nullptr;      // static text
 
   bool headers_done_ = false;
   bool body_too_big_ = false;   // a chunked body went over max_body_bytes: 413

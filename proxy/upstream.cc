@@ -303,10 +303,11 @@ bool Upstream::finish_message() noexcept {
   }
   if (status >= 100 && status < 200 && status != 101) {
     // 1xx: the final response follows on the same connection.
-    d->on_response_complete(true);
+    const Flow flow = d->on_response_complete(true);
     headers_done_ = head_delivered_ = message_done_ = false;
     head_.clear();
-    return state_ == State::Busy;
+    if (flow == Flow::Blocked) blocked_ = true;  // the next head waits for the 1xx to be written
+    return state_ == State::Busy && !blocked_;
   }
   // Reusable only if the response ended cleanly with nothing after it, the upstream keeps the
   // connection, and our request went out whole (an early response leaves the rest unsent).

@@ -176,6 +176,11 @@ class Fusebox(Process):
             self.stop()  # no test holds it yet, so no cleanup would stop it
             raise
         self.addr = next(iter(self.addrs.values()))
+        # The master logs its listeners before it forks: ready means a worker exists too (a
+        # connection made before would wait in the accept queue, but tests look at the workers).
+        deadline = time.monotonic() + 10
+        while not self.worker_pids() and time.monotonic() < deadline and self.proc.poll() is None:
+            time.sleep(0.01)
 
     def _line_after_last_listening(self) -> int:
         with self._cond:
