@@ -1,6 +1,9 @@
 // proxy/downstream.cc: see downstream.h.
 #include "proxy/downstream.h"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
 #include <cstdio>
 #include <cstring>
 
@@ -68,6 +71,7 @@ int Downstream::accept(uv_stream_t* server) noexcept {
   up_ = nullptr;
   len_ = 0;
   lingered_bytes_ = 0;
+  linger_check_ms_ = 0;
   begin_request();
   client_eof_ = draining_ = reading_ = close_after_ = false;
   resume_upstream_ = finish_on_write_ = interim_ = drive_ = driving_ = false;
@@ -671,7 +675,25 @@ void Downstream::linger() noexcept {
   update_reading();
 }
 
-void Downstream::on_shutdown(uv_shutdown_t* req, int) noexcept { static_cast<Downstream*>(req->data)->unref(); }
+// Our FIN is queued behind the last response. Once the client has acknowledged every byte
+// (nothing left in the kernel's send queue), a reset can no longer destroy anything: close.
+void Downstream::on_shutdown(uv_shutdown_t* req, int) noexcept {
+  auto* self = static_cast<Downstream*>(req->data);
+  if (self->phase_ == Phase::Lingering) self->linger_check();
+  self->unref();
+}
+
+void Downstream::linger_check() noexcept {
+  uv_os_fd_t fd;
+  int unacked = 0;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) != 0 || ioctl(fd, SIOCOUTQ, &unacked) != 0 || unacked == 0) {
+    close();
+    return;
+  }
+  // Look again shortly; the linger deadline (idle_deadline_ms_) still bounds it.
+  linger_check_ms_ = uv_now(worker_->loop()) + 10;
+  arm_timer();
+}
 
 void Downstream::next_request() noexcept {
   // Pipelined bytes move to the front, so the next head starts at 0 and is contiguous.
@@ -831,7 +853,8 @@ void Downstream::send_own_response() noexcept {
 void Downstream::arm_timer() noexcept {
   uint64_t first = 0;
   for (const uint64_t d :
-       {header_deadline_ms_, idle_deadline_ms_, response_deadline_ms_, request_deadline_ms_, write_deadline_ms_})
+       {header_deadline_ms_, idle_deadline_ms_, response_deadline_ms_, request_deadline_ms_, write_deadline_ms_,
+        linger_check_ms_})
     if (d != 0 && (first == 0 || d < first)) first = d;
   arm_timer_at(first);  // a timer due earlier stays: on_timer finds nothing passed and re-arms
 }
@@ -840,6 +863,11 @@ void Downstream::on_timer() noexcept {
   if (phase_ == Phase::Closed) return;
   const uint64_t now = uv_now(worker_->loop());
   auto passed = [now](uint64_t deadline) { return deadline != 0 && now >= deadline; };
+  if (phase_ == Phase::Lingering && passed(linger_check_ms_) && !passed(idle_deadline_ms_)) {
+    linger_check_ms_ = 0;
+    linger_check();
+    return;
+  }
   if (passed(write_deadline_ms_)) {
     // The client has not taken a byte of what we wrote for idle_timeout: it is gone or stuck.
     release_upstream();

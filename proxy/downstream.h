@@ -113,6 +113,7 @@ class Downstream final : public Conn, private HeadParser {
   void close() noexcept;
   void linger() noexcept;
   static void on_shutdown(uv_shutdown_t* req, int status) noexcept;
+  void linger_check() noexcept;
   void release_upstream() noexcept;
   void update_reading() noexcept;
   void arm_timer() noexcept;
@@ -152,6 +153,7 @@ class Downstream final : public Conn, private HeadParser {
   uint64_t write_deadline_ms_ = 0;  // a write to the client pending: it must progress by then
   uv_shutdown_t shutdown_req_{};
   size_t lingered_bytes_ = 0;
+  uint64_t linger_check_ms_ = 0;
   int status_ = 0;
   shm::Admission admission_;
   int64_t call_start_ns_ = 0;
