@@ -540,6 +540,12 @@ Flow Downstream::send_response(const char* data, size_t len, Conn* source) noexc
   }
   if (len > 0) bufs[n++] = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(len));
   if (n == 0) return Flow::Sent;
+  return write_to_client(bufs, n, source);
+}
+
+// One write to the client, as a Flow for the upstream: Aborted (the client is gone: everything
+// closed), Blocked (pending: see write_pending) or Sent.
+Flow Downstream::write_to_client(uv_buf_t* bufs, unsigned n, Conn* source) noexcept {
   const int rc = write(bufs, n, source);
   if (rc < 0) {
     release_upstream();
@@ -547,36 +553,28 @@ Flow Downstream::send_response(const char* data, size_t len, Conn* source) noexc
     return Flow::Aborted;
   }
   if (rc == 1) {
-    // Pending, whoever owns the bytes: the upstream waits for on_write_done either way, or its
-    // next bytes would find this write still in flight.
-    resume_upstream_ = up_ != nullptr;
-    write_deadline_ms_ = uv_now(worker_->loop()) + static_cast<uint64_t>(config_->idle_timeout.count());
-    arm_timer();
+    write_pending();
     return Flow::Blocked;
   }
   return Flow::Sent;
 }
 
+// A write to the client did not go out at once. Whoever owns the bytes, the upstream (if one is
+// attached) waits for on_write_done, or its next bytes would find this write still in flight;
+// and the client must take them within idle_timeout, or it is gone.
+void Downstream::write_pending() noexcept {
+  resume_upstream_ = up_ != nullptr;
+  write_deadline_ms_ = uv_now(worker_->loop()) + static_cast<uint64_t>(config_->idle_timeout.count());
+  arm_timer();
+}
+
 Flow Downstream::on_response_complete(bool informational) noexcept {
   if (phase_ != Phase::Exchange) return Flow::Aborted;
   if (informational) {
-    if (interim_) {
-      interim_ = false;
-      uv_buf_t b = uv_buf_init(resp_out_.get(), static_cast<unsigned>(resp_out_len_));
-      const int rc = write(&b, 1, nullptr);
-      if (rc < 0) {
-        release_upstream();
-        close();
-        return Flow::Aborted;
-      }
-      if (rc == 1) {
-        resume_upstream_ = up_ != nullptr;
-        write_deadline_ms_ = uv_now(worker_->loop()) + static_cast<uint64_t>(config_->idle_timeout.count());
-        arm_timer();
-        return Flow::Blocked;
-      }
-    }
-    return Flow::Sent;
+    if (!interim_) return Flow::Sent;
+    interim_ = false;
+    uv_buf_t b = uv_buf_init(resp_out_.get(), static_cast<unsigned>(resp_out_len_));
+    return write_to_client(&b, 1, nullptr);
   }
   up_ = nullptr;  // the upstream went back to its pool (or closed) before telling us
   response_done_ = true;
@@ -843,8 +841,7 @@ void Downstream::send_own_response() noexcept {
     close();
   } else if (rc == 1) {
     finish_on_write_ = true;
-    write_deadline_ms_ = uv_now(worker_->loop()) + static_cast<uint64_t>(config_->idle_timeout.count());
-    arm_timer();
+    write_pending();
   } else {
     finish_exchange();
   }

@@ -101,6 +101,8 @@ class Downstream final : public Conn, private HeadParser {
   void upstream_write_failed(int status) noexcept;
   void connect_upstream(bool fresh) noexcept;
   Flow send_response(const char* data, size_t len, Conn* source) noexcept;
+  Flow write_to_client(uv_buf_t* bufs, unsigned n, Conn* source) noexcept;
+  void write_pending() noexcept;
   void finish_exchange() noexcept;
   void next_request() noexcept;
   void reply_error(Failure failure, const char* detail) noexcept;

@@ -112,20 +112,25 @@ int Master::run() {
   uv_timer_init(loop_, &kill_timer_);
   kill_timer_.data = this;
 
-  current_->workers = worker_count(*current_->config);
-  for (unsigned i = 0; i < current_->workers; ++i) {
-    auto slot = std::make_unique<Slot>();
-    slot->master = this;
-    slot->index = i;
-    uv_timer_init(loop_, &slot->respawn_timer);
-    slot->respawn_timer.data = slot.get();
-    current_->slots.push_back(std::move(slot));
-  }
+  make_slots(*current_);
   FB_LOG(Info, "fusebox %s (%s) starting %u workers, config %s", FUSEBOX_VERSION, FUSEBOX_REVISION,
          current_->workers, current_->config->source.c_str());
   for (unsigned i = 0; i < current_->workers; ++i) spawn(i);
   uv_run(loop_, UV_RUN_DEFAULT);
   return exit_code_;
+}
+
+// One worker slot (a place to respawn into, with its backoff timer) per worker of the generation.
+void Master::make_slots(Generation& gen) {
+  gen.workers = worker_count(*gen.config);
+  for (unsigned i = 0; i < gen.workers; ++i) {
+    auto slot = std::make_unique<Slot>();
+    slot->master = this;
+    slot->index = i;
+    uv_timer_init(loop_, &slot->respawn_timer);
+    slot->respawn_timer.data = slot.get();
+    gen.slots.push_back(std::move(slot));
+  }
 }
 
 void Master::spawn(unsigned slot) {
@@ -234,15 +239,7 @@ void Master::reload() {
     return;
   }
   log::set_level(gen->config->log_level);
-  gen->workers = worker_count(*gen->config);
-  for (unsigned i = 0; i < gen->workers; ++i) {
-    auto slot = std::make_unique<Slot>();
-    slot->master = this;
-    slot->index = i;
-    uv_timer_init(loop_, &slot->respawn_timer);
-    slot->respawn_timer.data = slot.get();
-    gen->slots.push_back(std::move(slot));
-  }
+  make_slots(*gen);
   // The old generation drains; its respawn timers must not fire for it any more.
   for (auto& slot : current_->slots) uv_timer_stop(&slot->respawn_timer);
   retired_.push_back(std::move(current_));

@@ -57,6 +57,7 @@ class Master {
 
   Result<void> bind_all(const Config& config, std::vector<int>* fds);
   Result<void> resolve_breakers(Generation& gen);
+  void make_slots(Generation& gen);
   void spawn(unsigned slot);
   void on_child_exit(pid_t pid, int status);
   void reload();
