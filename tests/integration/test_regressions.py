@@ -18,93 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from harness import Connection, TestCase, config_for, main, split_addr  # noqa: E402
+from raw_upstream import RawUpstream  # noqa: E402
 
 OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n"
 NO_BREAKER = "breaker: { mode: disabled }"
 # What the master logs when a worker dies (and what the sanitizers print first, in a sanitizer build).
 WORKER_DIED = re.compile(r"was killed by signal|exited with status|Sanitizer|runtime error")
-
-
-class RawUpstream:
-    """A raw TCP server on 127.0.0.1, port chosen by the kernel, that runs script(peer) in a thread
-    for every connection it accepts, for upstream behaviour tools/fault_upstream.py cannot produce.
-    Every request line a script reads is recorded in `seen` as (connection index, request line), in
-    arrival order. Sockets time out after 5 s, so no thread outlives a test by much."""
-
-    def __init__(self, script):
-        self.script = script
-        self.listener = socket.create_server(("127.0.0.1", 0), backlog=64)
-        self.listener.settimeout(0.1)
-        self.addr = "127.0.0.1:%d" % self.listener.getsockname()[1]
-        self.seen: list[tuple[int, bytes]] = []
-        self.lock = threading.Lock()
-        self._accepted = 0
-        self._socks: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self):
-        while not self._stop.is_set():
-            try:
-                sock, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            sock.settimeout(5)
-            with self.lock:
-                peer = RawPeer(self, sock, self._accepted)
-                self._accepted += 1
-                self._socks.append(sock)
-            threading.Thread(target=self._run, args=(peer,), daemon=True).start()
-
-    def _run(self, peer):
-        try:
-            self.script(peer)
-        except OSError:
-            pass
-        finally:
-            peer.sock.close()
-
-    def request_lines(self) -> list[tuple[int, bytes]]:
-        with self.lock:
-            return list(self.seen)
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(2)
-        self.listener.close()
-        with self.lock:
-            for s in self._socks:
-                try:
-                    s.close()
-                except OSError:
-                    pass
-
-
-class RawPeer:
-    """One upstream-side connection of a RawUpstream: reads request heads (pipelined ones stay in
-    the buffer for the next call; bodies are not read), sends whatever the script says."""
-
-    def __init__(self, server, sock, index):
-        self.server, self.sock, self.index = server, sock, index
-        self.buf = b""
-
-    def read_head(self) -> bytes | None:
-        """The next request head (recorded in server.seen), or None at EOF."""
-        while b"\r\n\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                return None
-            self.buf += chunk
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        with self.server.lock:
-            self.server.seen.append((self.index, head.split(b"\r\n", 1)[0]))
-        return head
-
-    def send(self, data: bytes):
-        self.sock.sendall(data)
 
 
 def slow_reader(addr: str, timeout: float = 5.0) -> socket.socket:

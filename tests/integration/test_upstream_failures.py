@@ -5,79 +5,14 @@ started, by closing), in bounded time, and the client connection stays usable wh
 
 import socket
 import sys
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from harness import Connection, TestCase, config_for, main  # noqa: E402
+from raw_upstream import RawUpstream  # noqa: E402
 
 OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n"
-
-
-class ScriptedUpstream:
-    """A raw TCP server on 127.0.0.1, port chosen by the kernel, that runs script(sock, index) in a
-    thread for every connection it accepts (index counts from 0), for misbehaviour the fault
-    upstream cannot produce. Sockets time out after 5 s, so no thread outlives a test by much."""
-
-    def __init__(self, script):
-        self.script = script
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.1)
-        self.addr = "127.0.0.1:%d" % self.listener.getsockname()[1]
-        self.accepted = 0
-        self.requests = 0
-        self._lock = threading.Lock()
-        self._socks: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self):
-        while not self._stop.is_set():
-            try:
-                sock, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            sock.settimeout(5)
-            with self._lock:
-                index = self.accepted
-                self.accepted += 1
-                self._socks.append(sock)
-            threading.Thread(target=self._run, args=(sock, index), daemon=True).start()
-
-    def _run(self, sock, index):
-        try:
-            self.script(self, sock, index)
-        except OSError:
-            pass
-        finally:
-            sock.close()
-
-    def read_head(self, sock) -> bytes | None:
-        """One request head (these tests send no bodies), or None at EOF."""
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return None
-            data += chunk
-        with self._lock:
-            self.requests += 1
-        return data
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(2)
-        self.listener.close()
-        with self._lock:
-            for s in self._socks:
-                try:
-                    s.close()
-                except OSError:
-                    pass
 
 
 def closed_port() -> int:
@@ -147,8 +82,8 @@ class UpstreamFailures(TestCase):
         self.fb = self.start_fusebox(config_for(upstream_addr or self.up.addr, listener=listener, cluster=cluster))
         return self.fb
 
-    def scripted(self, script) -> ScriptedUpstream:
-        s = ScriptedUpstream(script)
+    def scripted(self, script) -> RawUpstream:
+        s = RawUpstream(script)
         self.addCleanup(s.stop)
         return s
 
@@ -221,9 +156,9 @@ class UpstreamFailures(TestCase):
         self.assert_next_request_succeeds(c)
 
     def test_garbage_from_the_upstream_gets_502_upstream_bad_response(self):
-        def garbage(server, sock, index):
-            while server.read_head(sock) is not None:
-                sock.sendall(b"NOT HTTP\r\n\r\n")
+        def garbage(peer):
+            while peer.read_head() is not None:
+                peer.send(b"NOT HTTP\r\n\r\n")
 
         up = self.scripted(garbage)
         self.fusebox(up.addr)
@@ -302,13 +237,13 @@ class UpstreamFailures(TestCase):
         self.assert_next_request_succeeds(c)
 
     def test_a_response_body_trickling_past_request_timeout_is_cut_off_by_closing_the_connection(self):
-        def head_then_trickle(server, sock, index):
-            if server.read_head(sock) is None:
+        def head_then_trickle(peer):
+            if peer.read_head() is None:
                 return
-            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n")
+            peer.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n")
             for _ in range(1000):
                 time.sleep(0.05)
-                sock.sendall(b"x")
+                peer.send(b"x")
 
         up = self.scripted(head_then_trickle)
         self.fusebox(up.addr, cluster="response_header_timeout: 5s\nrequest_timeout: 300ms")
@@ -350,9 +285,9 @@ class UpstreamFailures(TestCase):
         self.assertLess(elapsed, 1.0)
 
     def test_a_pooled_connection_the_upstream_closed_while_idle_is_not_used_again(self):
-        def one_then_close(server, sock, index):
-            if server.read_head(sock) is not None:
-                sock.sendall(OK_RESPONSE)  # keep-alive, then a FIN while idle in fusebox's pool
+        def one_then_close(peer):
+            if peer.read_head() is not None:
+                peer.send(OK_RESPONSE)  # keep-alive, then a FIN while idle in fusebox's pool
 
         up = self.scripted(one_then_close)
         self.fusebox(up.addr)
@@ -368,11 +303,11 @@ class UpstreamFailures(TestCase):
         # The race of an upstream closing an idle connection just as fusebox reuses it, made
         # deterministic: each connection answers its first request and closes on its second
         # without a byte. A bodiless GET that got no response byte may go again, once.
-        def close_on_second(server, sock, index):
-            if server.read_head(sock) is None:
+        def close_on_second(peer):
+            if peer.read_head() is None:
                 return
-            sock.sendall(OK_RESPONSE)
-            server.read_head(sock)
+            peer.send(OK_RESPONSE)
+            peer.read_head()
 
         up = self.scripted(close_on_second)
         self.fusebox(up.addr)
