@@ -306,6 +306,11 @@ bool Upstream::finish_message() noexcept {
     const Flow flow = d->on_response_complete(true);
     headers_done_ = head_delivered_ = message_done_ = false;
     head_.clear();
+    // The 1xx head was copied into the Downstream's buffer: its bytes here are free, and many
+    // interim responses must not fill the buffer (llhttp is between messages: no span is open).
+    std::memmove(buf_.get(), buf_.get() + pos_, len_ - pos_);
+    len_ -= pos_;
+    pos_ = 0;
     if (flow == Flow::Blocked) blocked_ = true;  // the next head waits for the 1xx to be written
     return state_ == State::Busy && !blocked_;
   }

@@ -416,5 +416,29 @@ class Regressions(TestCase):
                                          f"size {size}: {got}")
 
 
+class InterimResponses(TestCase):
+    def test_more_interim_responses_than_the_buffer_holds_all_pass_before_the_final_one(self):
+        # 600 × 62 bytes of 103 heads: more than the upstream connection's 32 KiB buffer, which
+        # once filled up with 1xx heads it never reclaimed ("response head larger than the buffer").
+        def script(peer):
+            if peer.read_head() is None:
+                return
+            for _ in range(600):
+                peer.send(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+            peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+        up = RawUpstream(script)
+        self.addCleanup(up.stop)
+        fb = self.start_fusebox(config_for(up.addr))
+        with Connection(fb.addr) as c:
+            c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            statuses = []
+            while not statuses or statuses[-1] < 200:
+                r = c.read_response()
+                statuses.append(r.status)
+        self.assertEqual(statuses, [103] * 600 + [200])
+        self.assertEqual(r.body, b"ok")
+
+
 if __name__ == "__main__":
     main()
