@@ -8,5 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 [[ -x build/fusebox ]] || tools/build
 export CONFIG_DIR=$PWD/tools/bench/chaos
 export PROXY_NAME=${PROXY_NAME:-fusebox}
-export PROXY_CMD='FUSEBOX_SHM_NAME="fusebox-chaos-$(basename "$CONFIG_DIR")" exec '"$PWD"'/build/fusebox --config "$CONFIG_DIR/fusebox.yaml"'
+# The run's directory is unique (chaos.sh's temporary directory, then fault and target), its last
+# part alone is not: both go into the segment's name, which the run removes when fusebox exits.
+export PROXY_CMD='name="fusebox-chaos-$(basename "$(dirname "$CONFIG_DIR")")-$(basename "$CONFIG_DIR")"; trap "rm -f /dev/shm/$name" EXIT; trap exit TERM INT; FUSEBOX_SHM_NAME=$name '"$PWD"'/build/fusebox --config "$CONFIG_DIR/fusebox.yaml"'
 exec ../shared/bench/chaos.sh "$@"
