@@ -5,6 +5,7 @@
 // the value came from (a file and line, a flag, a variable). Not here: YAML and cross-checks,
 // which live in config_loader.cc.
 #include "proxy/config.h"
+#include "proxy/config_values.h"
 
 #include <arpa/inet.h>
 
@@ -16,14 +17,6 @@ namespace fusebox::proxy {
 namespace {
 
 constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
-
-// Built by appending: GCC 12 at -O3 warns falsely (-Wrestrict, PR105651) on "\"" + std::string.
-std::string quoted(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + 2);
-  out.append(1, '"').append(text).append(1, '"');
-  return out;
-}
 
 // The leading decimal digits of `text` as a number, or false if there are none or they overflow
 // uint64_t. `rest` is what follows them (the unit).
@@ -48,7 +41,7 @@ bool looks_fractional(std::string_view text) {
          && is_digit(text[dot + 1]);
 }
 
-bool is_name_char(char c) noexcept {
+bool is_hostname_char(char c) noexcept {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '-' || c == '_';
 }
 
@@ -65,7 +58,7 @@ bool valid_plain_host(const std::string& host) {
     const std::string_view label = rest.substr(0, dot);
     if (label.empty() || label.size() > 63) return false;
     for (char c : label) {
-      if (!is_name_char(c)) return false;
+      if (!is_hostname_char(c)) return false;
       numeric = numeric && is_digit(c);
     }
     if (dot == std::string_view::npos) break;

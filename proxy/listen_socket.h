@@ -7,6 +7,9 @@
 
 namespace fusebox::proxy {
 
+// The accept queue's length: the master's listen() and each worker's uv_listen() ask the same.
+constexpr int kListenBacklog = 4096;
+
 struct ListenSocket {
   int fd = -1;
   HostPort bound;  // the address as bound (port 0 replaced by the port the kernel chose)

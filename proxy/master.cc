@@ -18,7 +18,6 @@
 namespace fusebox::proxy {
 namespace {
 
-constexpr int kBacklog = 4096;
 constexpr uint64_t kHealthyAfterMs = 10'000;  // a worker that lived this long resets the backoff
 constexpr int kSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD};
 
@@ -44,7 +43,7 @@ Result<void> Master::bind_all(const Config& config, std::vector<int>* fds) {
       fds->push_back(it->second);
       continue;
     }
-    auto bound = bind_listener(l, kBacklog);
+    auto bound = bind_listener(l, kListenBacklog);
     if (!bound) {
       for (auto& [k, fd] : fresh) ::close(fd);
       return bound.error();

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "proxy/downstream.h"
+#include "proxy/listen_socket.h"
 #include "proxy/log.h"
 
 namespace fusebox::proxy {
@@ -15,7 +16,6 @@ namespace {
 
 constexpr size_t kBodyBufferBytes = 16 * 1024;     // body bytes read per client read, at least
 constexpr size_t kUpstreamBufferBytes = 32 * 1024; // also the largest response head we take
-constexpr int kBacklog = 4096;
 
 }  // namespace
 
@@ -57,7 +57,7 @@ int Worker::run() noexcept {
     uv_tcp_init(&loop_, &l->tcp);
     l->tcp.data = l.get();
     int rc = uv_tcp_open(&l->tcp, listen_fds_[i]);
-    if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), kBacklog, on_connection);
+    if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), kListenBacklog, on_connection);
     if (rc != 0) {
       FB_LOG(Error, "listener %s: cannot accept: %s", config_.listeners[i].name.c_str(), uv_strerror(rc));
       return 1;
