@@ -94,6 +94,7 @@ struct Config {
   std::string source = "<embedded>";  // file name for messages, or "<embedded>", "<command line>"
   unsigned workers = 0;                // 0 = auto: CPUs this process may use (affinity, cgroup quota)
   HostPort admin_address{"127.0.0.1", 9901};
+  std::string admin_token_file;  // the admin API's bearer token (FUSEBOX_ADMIN_TOKEN wins if set)
   LogLevel log_level = LogLevel::Info;
   AccessLogTarget access_log = AccessLogTarget::Off;
   std::string access_log_path;  // for AccessLogTarget::File

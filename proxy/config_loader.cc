@@ -10,6 +10,8 @@
 //   workers: auto | 1..256             # auto: the CPUs this process may use
 //   admin:
 //     address: 127.0.0.1:9901          # admin API and metrics
+//     token_file: /run/secrets/fusebox # the bearer token for changes (its first line; read at
+//                                      #   start and reload); FUSEBOX_ADMIN_TOKEN wins if set
 //   log_level: debug | info | warn | error
 //   access_log: off | stdout | stderr | PATH
 //   drain_timeout: 15s                 # SIGTERM: how long in-flight requests get
@@ -126,7 +128,7 @@ using Keys = std::span<const std::string_view>;
 constexpr std::string_view kTopKeys[] = {"workers",       "admin",     "log_level", "access_log",
                                          "drain_timeout", "listeners", "clusters",  "shm"};
 constexpr std::string_view kTopLaterKeys[] = {"redis"};
-constexpr std::string_view kAdminKeys[] = {"address"};
+constexpr std::string_view kAdminKeys[] = {"address", "token_file"};
 constexpr std::string_view kShmKeys[] = {"name", "max_breakers"};
 constexpr std::string_view kListenerKeys[] = {"name",           "address",          "routes",
                                               "idle_timeout",   "header_timeout",   "max_header_bytes",
@@ -428,8 +430,10 @@ void Loader::load_top(const Fields& top, Config& config) {
     config.access_log = access_log.target;
     config.access_log_path = access_log.path;
   }
-  if (auto admin = section(top, "admin", kAdminKeys))
+  if (auto admin = section(top, "admin", kAdminKeys)) {
     setting(*admin, "address", config.admin_address, parse_host_port);
+    setting(*admin, "token_file", config.admin_token_file, parse_path);
+  }
   const bool max_breakers_known = load_shm(top, config);
   // Clusters first, so that routes can be resolved to them as the listeners are read.
   if (const Entry* clusters = top.find("clusters"); clusters && sequence(*clusters, "clusters")) {

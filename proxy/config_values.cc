@@ -48,8 +48,9 @@ Result<uint64_t> parse_number(const std::string& text, uint64_t low, uint64_t hi
 
 Result<unsigned> parse_workers(const std::string& text) {
   if (text == "auto") return 0u;
-  auto n = parse_number(text, 1, 256);
-  if (!n) return Error{quoted(text) + " is not auto or a number from 1 to 256"};
+  // 32: the segment has a stats block for each worker and for each of a reload's draining ones.
+  auto n = parse_number(text, 1, 32);
+  if (!n) return Error{quoted(text) + " is not auto or a number from 1 to 32"};
   return static_cast<unsigned>(n.value());
 }
 
@@ -261,6 +262,12 @@ std::string lowercase(std::string text) {
 
 // The segment is a file under /dev/shm: "." and ".." are directories, and 200 leaves room under
 // NAME_MAX (255) for whatever the platform adds.
+Result<std::string> parse_path(const std::string& text) {
+  if (text.empty()) return Error{"a path must not be empty"};
+  if (text.find('\0') != std::string::npos) return Error{"a path must not hold a NUL byte"};
+  return text;
+}
+
 Result<std::string> parse_segment_name(const std::string& text) {
   if (!valid_name(text) || text.size() > 200 || text == "." || text == "..")
     return Error{quoted(text)

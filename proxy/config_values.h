@@ -50,6 +50,8 @@ Result<AccessLog> parse_access_log(const std::string& text);
 
 // shm.name: 1 to 200 of [A-Za-z0-9_.-], but not "." or "..".
 Result<std::string> parse_segment_name(const std::string& text);
+// A file's path: not empty, no NUL.
+Result<std::string> parse_path(const std::string& text);
 // A listener or cluster name: one or more of [A-Za-z0-9_.-].
 Result<std::string> parse_name(const std::string& text);
 

@@ -55,6 +55,7 @@ int Conn::write(uv_buf_t* bufs, unsigned n, Conn* source) noexcept {
   if (writing_) return UV_EBUSY;
   size_t total = 0;
   for (unsigned i = 0; i < n; ++i) total += bufs[i].len;
+  if (bytes_written_ != nullptr) shm::bump(*bytes_written_, total);
   const int written = uv_try_write(stream(), bufs, n);
   if (written < 0 && written != UV_EAGAIN) return written;
   size_t done = written < 0 ? 0 : static_cast<size_t>(written);

@@ -15,6 +15,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "shm/worker_stats.h"
+
 namespace fusebox::proxy {
 
 class Conn {
@@ -52,6 +54,8 @@ class Conn {
   // connections). In steady state this arms once per header_timeout, not per request.
   void arm_timer_at(uint64_t deadline_ms) noexcept;
   uint64_t now_ms() const noexcept { return uv_now(timer_.loop); }
+  // Where write() counts the bytes it is given (a metrics counter of this worker's), if anywhere.
+  void count_written_bytes_in(shm::Counter* counter) noexcept { bytes_written_ = counter; }
 
   virtual void on_write_done(int status) noexcept = 0;
   virtual void on_timer() noexcept = 0;
@@ -69,6 +73,7 @@ class Conn {
   uint64_t armed_ms_ = 0;  // when the timer fires next; 0: not armed
   uv_write_t write_req_{};
   Conn* write_source_ = nullptr;
+  shm::Counter* bytes_written_ = nullptr;
   int refs_ = 0;
   bool writing_ = false;
   bool closing_ = false;

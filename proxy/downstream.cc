@@ -42,7 +42,9 @@ Downstream::Downstream(Worker* worker, size_t listener, size_t buffer_bytes, siz
       cap_(buffer_bytes),
       req_out_(new char[out_bytes]),
       resp_out_(new char[out_bytes]),
-      out_cap_(out_bytes) {}
+      out_cap_(out_bytes) {
+  count_written_bytes_in(&worker->listener_stats(listener).bytes_sent);
+}
 
 int Downstream::accept(uv_stream_t* server) noexcept {
   config_ = &worker_->config().listeners[listener_];
@@ -122,6 +124,7 @@ void Downstream::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) no
     return;
   }
   self->len_ += static_cast<size_t>(nread);
+  shm::bump(self->worker_->listener_stats(self->listener_).bytes_received, static_cast<uint64_t>(nread));
   switch (self->phase_) {
     case Phase::Head:
       if (self->idle_deadline_ms_ != 0) {
@@ -222,6 +225,8 @@ void Downstream::begin_request() noexcept {
   body_bytes_ = response_bytes_ = 0;
   request_id_len_ = 0;
   breaker_pending_ = false;
+  series_ = &worker_->listener_stats(listener_);
+  routed_ = counted_ = false;
   deferred_failure_ = Failure::Count;
   head_end_ = fwd_ = pos_ = 0;
   exchange_start_ms_ = uv_now(worker_->loop());
@@ -294,6 +299,8 @@ void Downstream::start_exchange() noexcept {
     return;
   }
   cluster_ = config_->routes[*route].cluster_index;
+  series_ = &worker_->route_stats(listener_, *route);
+  routed_ = true;
   const ClusterConfig& cluster = worker_->pool(cluster_).config();
 
   // The breaker decides before anything of the request goes anywhere: a rejected request never
@@ -604,6 +611,7 @@ Flow Downstream::on_tunnel_ready() noexcept {
   response_deadline_ms_ = request_deadline_ms_ = 0;
   idle_deadline_ms_ = uv_now(worker_->loop()) + static_cast<uint64_t>(config_->idle_timeout.count());
   arm_timer();
+  count_request();
   log_access();
   const Flow head = send_response(nullptr, 0, nullptr);
   if (head == Flow::Aborted) return head;
@@ -640,6 +648,7 @@ void Downstream::on_write_done(int status) noexcept {
 }
 
 void Downstream::finish_exchange() noexcept {
+  count_request();
   log_access();
   if (close_after_ || !keep_alive_ || !request_done_ || draining_ || client_eof_ || upgrade_) {
     linger();
@@ -737,8 +746,13 @@ void Downstream::record_outcome(bool failure) noexcept {
   const ClusterConfig& cluster = worker_->pool(cluster_).config();
   shm::Breaker breaker(worker_->breaker_slot(cluster_), cluster.breaker.policy);
   const int64_t now = worker_->now_ns();
-  breaker.record(admission_, {.failure = failure, .duration_ns = now - call_start_ns_}, now, worker_->random());
+  const int64_t duration_ns = now - call_start_ns_;
+  breaker.record(admission_, {.failure = failure, .duration_ns = duration_ns}, now, worker_->random());
   log_transition(breaker);
+  shm::ClusterStats& stats = worker_->pool(cluster_).stats();
+  shm::bump(stats.duration_buckets[shm::duration_bucket(duration_ns)]);
+  shm::bump(stats.duration_sum_ns, static_cast<uint64_t>(std::max<int64_t>(0, duration_ns)));
+  shm::bump(stats.duration_count);
 }
 
 void Downstream::log_transition(const shm::Breaker& breaker) noexcept {
@@ -797,6 +811,7 @@ void Downstream::reply_error(Failure failure, const char* detail) noexcept {
 void Downstream::reply_rejected(shm::State state) noexcept {
   const ClusterConfig& cluster = worker_->pool(cluster_).config();
   failure_ = Failure::BreakerOpen;
+  shm::bump(worker_->pool(cluster_).stats().rejected[static_cast<int>(shm::RejectReason::Breaker)]);
   release_upstream();
   close_after_ = !request_done_ || !keep_alive_ || draining_ || client_eof_ || upgrade_;
   char extra[256];
@@ -895,6 +910,7 @@ void Downstream::release_upstream() noexcept {
 
 void Downstream::close() noexcept {
   if (phase_ == Phase::Closed) return;
+  if (phase_ == Phase::Exchange) count_request();  // cut short: the client went, or the upstream
   phase_ = Phase::Closed;
   release_upstream();
   reading_ = false;
@@ -902,6 +918,22 @@ void Downstream::close() noexcept {
 }
 
 void Downstream::recycle() noexcept { worker_->on_downstream_recycled(this); }
+
+// Once per request that began an exchange (proxied, answered by us, or cut short).
+void Downstream::count_request() noexcept {
+  if (counted_) return;
+  counted_ = true;
+  shm::bump(series_->requests[shm::code_class_index(status_)][static_cast<int>(outcome())]);
+}
+
+shm::RequestOutcome Downstream::outcome() const noexcept {
+  using O = shm::RequestOutcome;
+  if (failure_ == Failure::BreakerOpen || failure_ == Failure::UpstreamOverloaded) return O::Rejected;
+  if (failure_ != Failure::Count) return counts_against_upstream(failure_) ? O::Failure : O::Error;
+  if (!response_done_) return O::Cancelled;
+  if (routed_ && worker_->pool(cluster_).config().breaker.is_failure_status(status_)) return O::Failure;
+  return O::Success;
+}
 
 void Downstream::log_access() noexcept {
   if (!worker_->access_log_enabled()) return;

@@ -120,6 +120,8 @@ class Downstream final : public Conn, private HeadParser {
   void update_reading() noexcept;
   void arm_timer() noexcept;
   void log_access() noexcept;
+  void count_request() noexcept;
+  shm::RequestOutcome outcome() const noexcept;
 
   Worker* worker_;
   size_t listener_;
@@ -127,6 +129,10 @@ class Downstream final : public Conn, private HeadParser {
   Phase phase_ = Phase::Closed;
   Upstream* up_ = nullptr;
   size_t cluster_ = 0;
+  // This request's metrics series: the listener's until a route matches, then the route's.
+  shm::SeriesStats* series_ = nullptr;
+  bool routed_ = false;
+  bool counted_ = false;  // the request is in fusebox_requests_total
 
   std::unique_ptr<char[]> buf_;
   size_t cap_;

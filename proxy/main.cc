@@ -29,13 +29,9 @@ struct Flags {
   std::string log_level;
 };
 
-// Builds the whole configuration from the flags: source, then environment, then flags.
-fusebox::Result<fp::Config> make_config(const Flags& f) {
-  fusebox::Result<fp::Config> base = [&]() -> fusebox::Result<fp::Config> {
-    if (!f.config_path.empty()) return fp::load_config_file(f.config_path);
-    if (!f.listen.empty()) return fp::command_line_config(f.listen, f.upstream);
-    return fp::default_config();
-  }();
+// The environment, then the flags, on top of a config from a file, the command line, the embedded
+// default or the admin API.
+fusebox::Result<fp::Config> override(const Flags& f, fusebox::Result<fp::Config> base) {
   if (!base) return base;
   fp::Config config = std::move(base).value();
   if (auto env = fp::apply_environment(config, [](const char* name) -> const char* { return std::getenv(name); });
@@ -56,8 +52,8 @@ fusebox::Result<fp::Config> make_config(const Flags& f) {
     } else {
       char* end = nullptr;
       const long n = std::strtol(f.workers.c_str(), &end, 10);
-      if (*end != '\0' || n < 1 || n > 256)
-        return fusebox::Error{"--workers \"" + f.workers + "\": not auto or a number from 1 to 256"};
+      if (*end != '\0' || n < 1 || n > 32)
+        return fusebox::Error{"--workers \"" + f.workers + "\": not auto or a number from 1 to 32"};
       config.workers = static_cast<unsigned>(n);
     }
   }
@@ -72,6 +68,13 @@ fusebox::Result<fp::Config> make_config(const Flags& f) {
     config.log_level = level.value();
   }
   return config;
+}
+
+// Builds the whole configuration from the flags: source, then environment, then flags.
+fusebox::Result<fp::Config> make_config(const Flags& f) {
+  if (!f.config_path.empty()) return override(f, fp::load_config_file(f.config_path));
+  if (!f.listen.empty()) return override(f, fp::command_line_config(f.listen, f.upstream));
+  return override(f, fp::default_config());
 }
 
 }  // namespace
@@ -130,6 +133,11 @@ int main(int argc, char** argv) {
   fp::log::init(config.value().log_level, "master");
   fp::Master::Reload reload;
   if (!flags.config_path.empty()) reload = [flags] { return make_config(flags); };
-  fp::Master master(std::move(config).value(), std::move(reload));
+  // PUT /admin/config: the text replaces the file (or the command line), under the same
+  // environment and flags.
+  fp::Master::Adopt adopt = [flags](const std::string& text, fp::ConfigErrors* errors) {
+    return override(flags, fp::parse_config(text, "<admin>", errors));
+  };
+  fp::Master master(std::move(config).value(), std::move(reload), std::move(adopt));
   return master.run();
 }

@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 
 #include "proxy/cpu_count.h"
 #include "proxy/listen_socket.h"
@@ -23,11 +25,13 @@ constexpr int kSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD};
 
 std::string socket_key(const ListenerConfig& l) { return l.name + "|" + l.address.to_string(); }
 
-unsigned worker_count(const Config& c) { return c.workers > 0 ? c.workers : usable_cpus(); }
+// auto: one per usable CPU, at most 32 (the most a config may ask for; see parse_workers).
+unsigned worker_count(const Config& c) { return c.workers > 0 ? c.workers : std::min(usable_cpus(), 32u); }
 
 }  // namespace
 
-Master::Master(Config config, Reload reload) : loop_(uv_default_loop()), reload_(std::move(reload)) {
+Master::Master(Config config, Reload reload, Adopt adopt)
+    : loop_(uv_default_loop()), reload_(std::move(reload)), adopt_(std::move(adopt)) {
   current_ = std::make_unique<Generation>();
   current_->config = std::make_unique<Config>(std::move(config));
 }
@@ -61,11 +65,11 @@ Result<void> Master::bind_all(const Config& config, std::vector<int>* fds) {
 // A state forced through the admin API stays, across restarts too.
 Result<void> Master::resolve_breakers(Generation& gen) {
   const shm::MonotonicClock clock;
-  gen.breaker_slots.clear();
+  gen.index.breaker_slots.clear();
   for (const ClusterConfig& c : gen.config->clusters) {
     auto slot = segment_->find_or_add(c.name);
     if (!slot) return Error{"cluster " + c.name + ": " + slot.error().message};
-    gen.breaker_slots.push_back(slot.value());
+    gen.index.breaker_slots.push_back(slot.value());
     shm::BreakerSlot& s = segment_->slot(slot.value());
     shm::Breaker breaker(s, c.breaker.policy);
     const int64_t now = clock.now_ns();
@@ -80,6 +84,39 @@ Result<void> Master::resolve_breakers(Generation& gen) {
     FB_LOG(Debug, "breaker %s: slot %u, %s", c.name.c_str(), slot.value(), shm::to_string(breaker.state()));
   }
   return {};
+}
+
+// Finds (or claims) the metric series of each listener and of each listener × cluster its routes
+// send to.
+Result<void> Master::resolve_series(Generation& gen) {
+  SegmentIndex& index = gen.index;
+  index.listener_series.clear();
+  index.route_series.clear();
+  for (const ListenerConfig& l : gen.config->listeners) {
+    auto own = segment_->find_or_add_series(l.name, "");
+    if (!own) return own.error();
+    index.listener_series.push_back(own.value());
+    std::vector<uint32_t> routes;
+    for (const Route& r : l.routes) {
+      auto series = segment_->find_or_add_series(l.name, r.cluster);
+      if (!series) return series.error();
+      routes.push_back(series.value());
+    }
+    index.route_series.push_back(std::move(routes));
+  }
+  return {};
+}
+
+// A stats block no live worker writes: a reload's new generation never shares one with the old
+// generation still draining.
+int Master::claim_block() noexcept {
+  for (uint32_t i = 0; i < blocks_in_use_.size(); ++i) {
+    if (!blocks_in_use_[i]) {
+      blocks_in_use_[i] = true;
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
 }
 
 int Master::run() {
@@ -99,6 +136,23 @@ int Master::run() {
     FB_LOG(Error, "%s", resolved.error().message.c_str());
     return 1;
   }
+  if (auto resolved = resolve_series(*current_); !resolved) {
+    FB_LOG(Error, "%s", resolved.error().message.c_str());
+    return 1;
+  }
+  if (auto token = load_token(config); !token) {
+    FB_LOG(Error, "%s", token.error().message.c_str());
+    return 1;
+  }
+  collector_ = std::make_unique<metrics::Collector>(*segment_);
+  update_scope();
+  admin_ = std::make_unique<AdminServer>(loop_, [this](const AdminRequest& req) { return handle_admin(*this, req); });
+  if (auto listening = admin_->listen(config.admin_address); !listening) {
+    FB_LOG(Error, "%s", listening.error().message.c_str());
+    return 1;
+  }
+  FB_LOG(Info, "admin listening address=%s (token %s)", admin_->bound().to_string().c_str(),
+         admin_token_.empty() ? "not configured: changes refused" : "configured");
   if (auto bound = bind_all(*current_->config, &current_->fds); !bound) {
     FB_LOG(Error, "%s", bound.error().message.c_str());
     return 1;
@@ -132,10 +186,33 @@ void Master::make_slots(Generation& gen) {
   }
 }
 
+// The worker is gone, and with it its connections: its gauges drop to zero (its counters stay,
+// and keep counting in the next worker to get the block).
+void Master::release_block(uint32_t block) noexcept {
+  blocks_in_use_[block] = false;
+  shm::WorkerBlock stats = segment_->worker(block);
+  stats.head->ready.store(0, std::memory_order_relaxed);
+  stats.head->pid.store(0, std::memory_order_relaxed);
+  for (uint32_t i = 0; i < segment_->series_capacity(); ++i) stats.series[i].active.store(0, std::memory_order_relaxed);
+  for (uint32_t i = 0; i < segment_->capacity(); ++i)
+    stats.clusters[i].upstream_active.store(0, std::memory_order_relaxed);
+}
+
 void Master::spawn(unsigned slot) {
   const Config& config = *current_->config;
+  const int block = claim_block();
+  if (block < 0) {
+    FB_LOG(Error, "cannot start worker %u: all %u stats blocks are in use (old workers still draining); "
+           "trying again in 1 s", slot, shm::kWorkerBlocks);
+    uv_timer_start(&current_->slots[slot]->respawn_timer, on_respawn, 1000, 0);
+    return;
+  }
+  shm::WorkerBlock stats = segment_->worker(static_cast<uint32_t>(block));
+  stats.head->ready.store(0, std::memory_order_relaxed);
+  stats.head->generation.store(generation_, std::memory_order_relaxed);
   const pid_t pid = fork();
   if (pid < 0) {
+    blocks_in_use_[static_cast<size_t>(block)] = false;
     FB_LOG(Error, "cannot start worker %u: fork: %s; trying again in 1 s", slot, std::strerror(errno));
     uv_timer_start(&current_->slots[slot]->respawn_timer, on_respawn, 1000, 0);
     return;
@@ -144,6 +221,7 @@ void Master::spawn(unsigned slot) {
     // The child: leave the master's loop alone (its signal handles would otherwise still
     // receive this process's signals through libuv's global handler), run a worker, exit.
     for (uv_signal_t& s : signals_) uv_signal_stop(&s);
+    admin_->close_descriptors_in_child();
     char role[32];
     std::snprintf(role, sizeof role, "worker %u", slot);
     log::init(config.log_level, role);
@@ -152,12 +230,13 @@ void Master::spawn(unsigned slot) {
     }
     int rc;
     {
-      Worker worker(config, slot, current_->fds, segment_.get(), current_->breaker_slots);
+      Worker worker(config, slot, current_->fds, segment_.get(), current_->index, static_cast<uint32_t>(block));
       rc = worker.run();
     }
     _exit(rc);
   }
-  workers_[pid] = {pid, slot, generation_, uv_now(loop_)};
+  stats.head->pid.store(pid, std::memory_order_relaxed);
+  workers_[pid] = {pid, slot, generation_, uv_now(loop_), static_cast<uint32_t>(block)};
   FB_LOG(Debug, "worker %u started, pid %d", slot, pid);
 }
 
@@ -183,6 +262,7 @@ void Master::on_child_exit(pid_t pid, int status) {
   if (it == workers_.end()) return;
   const WorkerProcess w = it->second;
   workers_.erase(it);
+  release_block(w.block);
   const uint64_t lived = uv_now(loop_) - w.started_ms;
   if (shutting_down_ || w.generation != generation_) {
     FB_LOG(Debug, "worker %u (pid %d, generation %u) exited", w.slot, pid, w.generation);
@@ -202,6 +282,7 @@ void Master::on_child_exit(pid_t pid, int status) {
     FB_LOG(Error, "worker %u (pid %d) exited with status %d after %llu ms; respawning in %llu ms", w.slot, pid,
            WEXITSTATUS(status), static_cast<unsigned long long>(lived), static_cast<unsigned long long>(delay));
   }
+  ++worker_restarts_;
   uv_timer_start(&slot.respawn_timer, on_respawn, delay, 0);
 }
 
@@ -220,23 +301,47 @@ void Master::reload() {
   }
   auto next = reload_();
   if (!next) {
+    ++reload_failures_;
     FB_LOG(Error, "reload refused, the running config stays:\n%s", next.error().message.c_str());
     return;
   }
+  if (auto adopted = adopt(std::move(next).value()); !adopted)
+    FB_LOG(Error, "reload refused, the running config stays: %s", adopted.error().message.c_str());
+}
+
+Result<uint64_t> Master::apply_config(const std::string& text, std::vector<std::string>* errors) {
+  if (shutting_down_) return Error{"fusebox is shutting down"};
+  ConfigErrors all;
+  auto next = adopt_ ? adopt_(text, &all) : Result<Config>(Error{"this fusebox cannot take a config through the API"});
+  if (!next) {
+    ++reload_failures_;
+    *errors = all.errors.empty() ? std::vector<std::string>{next.error().message} : all.errors;
+    FB_LOG(Error, "PUT /admin/config refused, the running config stays:\n%s", next.error().message.c_str());
+    return next.error();
+  }
+  if (auto adopted = adopt(std::move(next).value()); !adopted) {
+    errors->push_back(adopted.error().message);
+    FB_LOG(Error, "PUT /admin/config refused, the running config stays: %s", adopted.error().message.c_str());
+    return adopted.error();
+  }
+  return uint64_t{generation_};
+}
+
+Result<void> Master::adopt(Config next) {
   auto gen = std::make_unique<Generation>();
-  gen->config = std::make_unique<Config>(std::move(next).value());
-  if (segment_name(*gen->config) != segment_->name() || gen->config->shm.max_breakers != segment_->capacity()) {
-    FB_LOG(Error, "reload refused, the running config stays: shm.name and shm.max_breakers take a restart");
-    return;
-  }
-  if (auto resolved = resolve_breakers(*gen); !resolved) {
-    FB_LOG(Error, "reload refused, the running config stays: %s", resolved.error().message.c_str());
-    return;
-  }
-  if (auto bound = bind_all(*gen->config, &gen->fds); !bound) {
-    FB_LOG(Error, "reload refused, the running config stays: %s", bound.error().message.c_str());
-    return;
-  }
+  gen->config = std::make_unique<Config>(std::move(next));
+  auto refuse = [this](std::string message) -> Result<void> {
+    ++reload_failures_;
+    return Error{std::move(message)};
+  };
+  if (segment_name(*gen->config) != segment_->name() || gen->config->shm.max_breakers != segment_->capacity())
+    return refuse("shm.name and shm.max_breakers take a restart");
+  if (gen->config->admin_address.to_string() != current_->config->admin_address.to_string())
+    return refuse("admin.address takes a restart");
+  if (auto resolved = resolve_breakers(*gen); !resolved) return refuse(resolved.error().message);
+  if (auto resolved = resolve_series(*gen); !resolved) return refuse(resolved.error().message);
+  if (auto token = load_token(*gen->config); !token) return refuse(token.error().message);
+  if (auto bound = bind_all(*gen->config, &gen->fds); !bound) return refuse(bound.error().message);
   log::set_level(gen->config->log_level);
   make_slots(*gen);
   // The old generation drains; its respawn timers must not fire for it any more.
@@ -244,6 +349,8 @@ void Master::reload() {
   retired_.push_back(std::move(current_));
   current_ = std::move(gen);
   const unsigned old_generation = generation_++;
+  ++reloads_;
+  update_scope();
   for (unsigned i = 0; i < current_->workers; ++i) spawn(i);
   for (auto& [pid, w] : workers_)
     if (w.generation == old_generation) kill(pid, SIGTERM);
@@ -251,6 +358,71 @@ void Master::reload() {
   FB_LOG(Info, "reloaded %s: %zu listeners, %zu clusters, %u workers (generation %u)",
          current_->config->source.c_str(), current_->config->listeners.size(), current_->config->clusters.size(),
          current_->workers, generation_);
+  return {};
+}
+
+// The admin token: FUSEBOX_ADMIN_TOKEN if set, else the first line of admin.token_file, else none
+// (and then every change through the API is refused).
+Result<void> Master::load_token(const Config& config) {
+  if (const char* env = std::getenv("FUSEBOX_ADMIN_TOKEN"); env != nullptr && *env != '\0') {
+    admin_token_ = env;
+    return {};
+  }
+  if (config.admin_token_file.empty()) {
+    admin_token_.clear();
+    return {};
+  }
+  std::ifstream in(config.admin_token_file);
+  std::string line;
+  if (!in || !std::getline(in, line))
+    return Error{"admin.token_file " + config.admin_token_file + ": cannot read it: " + std::strerror(errno)};
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
+  if (line.empty()) return Error{"admin.token_file " + config.admin_token_file + ": its first line is empty"};
+  admin_token_ = line;
+  return {};
+}
+
+// The names the metrics label with: the running config's.
+void Master::update_scope() {
+  metrics::Scope scope;
+  const Config& c = *current_->config;
+  const SegmentIndex& index = current_->index;
+  for (size_t i = 0; i < c.clusters.size(); ++i) scope.clusters.push_back({c.clusters[i].name, index.breaker_slots[i]});
+  for (size_t l = 0; l < c.listeners.size(); ++l) {
+    scope.series.push_back({c.listeners[l].name, "", index.listener_series[l]});
+    for (size_t r = 0; r < c.listeners[l].routes.size(); ++r) {
+      const uint32_t series = index.route_series[l][r];
+      bool seen = false;
+      for (const auto& s : scope.series) seen = seen || s.index == series;
+      if (!seen) scope.series.push_back({c.listeners[l].name, c.listeners[l].routes[r].cluster, series});
+    }
+  }
+  scope.version = FUSEBOX_VERSION;
+  scope.revision = FUSEBOX_REVISION;
+  collector_->set_scope(std::move(scope));
+}
+
+Readiness Master::readiness() const {
+  Readiness r;
+  if (shutting_down_) return r;
+  r.workers = current_->workers;
+  for (const auto& [pid, w] : workers_) {
+    if (w.generation != generation_) continue;
+    const shm::WorkerBlock block = segment_->worker(w.block);
+    if (block.head->ready.load(std::memory_order_acquire) != 0) ++r.workers_ready;
+  }
+  return r;
+}
+
+std::string Master::scrape() {
+  metrics::MasterCounts counts;
+  counts.worker_restarts = worker_restarts_;
+  counts.config_generation = generation_;
+  counts.reloads = reloads_;
+  counts.reload_failures = reload_failures_;
+  counts.workers_running = static_cast<uint32_t>(workers_.size());
+  collector_->set_master_counts(counts);
+  return collector_->scrape();
 }
 
 // A listener that the new config dropped: the master closes its copy; the old workers close

@@ -2,7 +2,8 @@
 // inherit the sockets), respawns a worker that dies (with backoff, logged), reloads on SIGHUP
 // (a new generation of workers on the new config; listeners that stay keep their sockets, so no
 // connection is refused; a bad config is refused and the old one serves on) and drains on SIGTERM.
-// It never touches a proxied byte.
+// It serves the admin API and the metrics on its own loop (admin_server.h, admin_api.h). It never
+// touches a proxied byte.
 #pragma once
 
 #include <sys/types.h>
@@ -15,18 +16,24 @@
 #include <string>
 #include <vector>
 
+#include "metrics/collector.h"
+#include "proxy/admin_api.h"
+#include "proxy/admin_server.h"
 #include "proxy/config.h"
+#include "proxy/segment_index.h"
 #include "shm/result.h"
 #include "shm/segment.h"
 
 namespace fusebox::proxy {
 
-class Master {
+class Master final : public ControlPlane {
  public:
   // `reload` re-reads the configuration (the file, the environment, the command line's flags); it
-  // is empty when the config came from the command line or the embedded default.
+  // is empty when the config came from the command line or the embedded default. `adopt` turns a
+  // config's text (from PUT /admin/config) into a Config the same way.
   using Reload = std::function<Result<Config>()>;
-  Master(Config config, Reload reload);
+  using Adopt = std::function<Result<Config>(const std::string& text, ConfigErrors* errors)>;
+  Master(Config config, Reload reload, Adopt adopt = {});
   ~Master();
   Master(const Master&) = delete;
   Master& operator=(const Master&) = delete;
@@ -34,12 +41,23 @@ class Master {
   // Binds, forks, supervises; returns the exit code once drained.
   int run();
 
+  // ControlPlane, for the admin API.
+  const Config& config() const override { return *current_->config; }
+  uint64_t config_generation() const override { return generation_; }
+  const SegmentIndex& segment_index() const override { return current_->index; }
+  shm::Segment& segment() override { return *segment_; }
+  Readiness readiness() const override;
+  std::string scrape() override;
+  Result<uint64_t> apply_config(const std::string& text, std::vector<std::string>* errors) override;
+  const std::string& admin_token() const override { return admin_token_; }
+
  private:
   struct WorkerProcess {
     pid_t pid = 0;
     unsigned slot = 0;
     unsigned generation = 0;
     uint64_t started_ms = 0;
+    uint32_t block = 0;  // its stats block in the segment
   };
   struct Slot {
     unsigned crashes = 0;  // in a row, without 10 s of good health in between
@@ -50,17 +68,25 @@ class Master {
   struct Generation {
     std::unique_ptr<Config> config;
     std::vector<int> fds;  // one per listener of config, in its order
-    std::vector<uint32_t> breaker_slots;  // one per cluster of config: its slot in the segment
+    SegmentIndex index;  // the config's breakers and metric series in the segment
     unsigned workers = 0;
     std::vector<std::unique_ptr<Slot>> slots;
   };
 
   Result<void> bind_all(const Config& config, std::vector<int>* fds);
   Result<void> resolve_breakers(Generation& gen);
+  Result<void> resolve_series(Generation& gen);
+  int claim_block() noexcept;
+  void release_block(uint32_t block) noexcept;
   void make_slots(Generation& gen);
   void spawn(unsigned slot);
   void on_child_exit(pid_t pid, int status);
   void reload();
+  // Starts a new generation of workers on `next` (listeners that stay keep their sockets); the
+  // running config stays if it cannot be applied.
+  Result<void> adopt(Config next);
+  Result<void> load_token(const Config& config);
+  void update_scope();
   void shutdown(int signum);
   void maybe_exit();
   void retire_listeners_not_in(const std::vector<int>& keep);
@@ -71,6 +97,13 @@ class Master {
 
   uv_loop_t* loop_;
   Reload reload_;
+  Adopt adopt_;
+  std::unique_ptr<metrics::Collector> collector_;
+  std::unique_ptr<AdminServer> admin_;
+  std::string admin_token_;
+  uint64_t worker_restarts_ = 0;
+  uint64_t reloads_ = 0;
+  uint64_t reload_failures_ = 0;
   std::unique_ptr<shm::Segment> segment_;  // mapped before any fork: every worker inherits it
   unsigned generation_ = 0;
   std::unique_ptr<Generation> current_;
@@ -80,6 +113,7 @@ class Master {
   std::map<std::string, int> sockets_;
   uv_signal_t signals_[4]{};
   uv_timer_t kill_timer_{};
+  std::vector<bool> blocks_in_use_ = std::vector<bool>(shm::kWorkerBlocks);
   bool shutting_down_ = false;
   int exit_code_ = 0;
 };

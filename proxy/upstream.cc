@@ -20,7 +20,9 @@ const llhttp_settings_t Upstream::kSettings = [] {
 }();
 
 Upstream::Upstream(UpstreamPool* pool, size_t buffer_bytes)
-    : pool_(pool), buf_(new char[buffer_bytes]), cap_(buffer_bytes) {}
+    : pool_(pool), buf_(new char[buffer_bytes]), cap_(buffer_bytes) {
+  count_written_bytes_in(&pool->stats().upstream_bytes_sent);
+}
 
 int Upstream::connect(uv_loop_t* loop, const sockaddr* address, size_t endpoint, Downstream* d,
                       uint64_t timeout_ms) noexcept {
@@ -48,6 +50,7 @@ void Upstream::on_connect(uv_connect_t* req, int status) noexcept {
   auto* self = static_cast<Upstream*>(req->data);
   if (self->state_ == State::Connecting) {
     if (status != 0) {
+      shm::bump(self->pool_->stats().upstream_connect_failures);
       self->fail(Failure::UpstreamConnectFailed, uv_strerror(status));
     } else {
       uv_tcp_nodelay(&self->tcp_, 1);
@@ -125,6 +128,7 @@ void Upstream::on_timer() noexcept {
   const uint64_t now = now_ms();
   if (state_ == State::Connecting) {
     if (now >= connect_deadline_ms_) {
+      shm::bump(pool_->stats().upstream_connect_failures);
       fail(Failure::UpstreamConnectTimeout, nullptr);
     } else {
       arm_timer_at(connect_deadline_ms_);
@@ -181,6 +185,7 @@ void Upstream::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) noex
     return;
   }
   self->len_ += static_cast<size_t>(nread);
+  shm::bump(self->pool_->stats().upstream_bytes_received, static_cast<uint64_t>(nread));
   if (self->state_ == State::Tunnel) {
     self->process_tunnel();
   } else {

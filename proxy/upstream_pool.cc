@@ -9,8 +9,9 @@
 
 namespace fusebox::proxy {
 
-UpstreamPool::UpstreamPool(uv_loop_t* loop, const ClusterConfig& config, size_t buffer_bytes)
-    : loop_(loop), config_(config), buffer_bytes_(buffer_bytes), endpoints_(config.endpoints.size()) {
+UpstreamPool::UpstreamPool(uv_loop_t* loop, const ClusterConfig& config, size_t buffer_bytes,
+                           shm::ClusterStats* stats)
+    : loop_(loop), config_(config), buffer_bytes_(buffer_bytes), stats_(stats), endpoints_(config.endpoints.size()) {
   for (size_t i = 0; i < endpoints_.size(); ++i) {
     Endpoint& e = endpoints_[i];
     e.pool = this;
@@ -112,6 +113,7 @@ Upstream* UpstreamPool::acquire(Downstream* d, bool fresh, Failure* failure, con
     Upstream* u = chosen->idle_head;
     unlink_idle(u);
     u->attach(d);
+    shm::bump(stats_->upstream_reuses);
     return u;
   }
   if (open_ >= config_.max_connections) {
@@ -125,6 +127,7 @@ Upstream* UpstreamPool::acquire(Downstream* d, bool fresh, Failure* failure, con
     if (open_ >= config_.max_connections) {
       *failure = Failure::UpstreamOverloaded;
       *detail = "max_connections reached";
+      shm::bump(stats_->rejected[static_cast<int>(shm::RejectReason::ConnectionLimit)]);
       return nullptr;
     }
   }
@@ -136,13 +139,16 @@ Upstream* UpstreamPool::acquire(Downstream* d, bool fresh, Failure* failure, con
     u = new Upstream(this, buffer_bytes_);
   }
   const auto timeout = static_cast<uint64_t>(config_.connect_timeout.count());
+  shm::bump(stats_->upstream_connects);
   if (const int rc = u->connect(loop_, reinterpret_cast<const sockaddr*>(&chosen->address), index, d, timeout);
       rc != 0) {
     *failure = Failure::UpstreamConnectFailed;
     *detail = uv_strerror(rc);
+    shm::bump(stats_->upstream_connect_failures);
     return nullptr;  // u recycles itself once its handles closed; it was never counted
   }
   ++open_;  // given back in on_closed
+  stats_->upstream_active.fetch_add(1, std::memory_order_relaxed);
   return u;
 }
 
@@ -172,6 +178,7 @@ void UpstreamPool::unlink_idle(Upstream* u) noexcept {
 void UpstreamPool::on_closed(Upstream* u, bool was_idle) noexcept {
   if (was_idle) unlink_idle(u);
   if (open_ > 0) --open_;
+  stats_->upstream_active.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void UpstreamPool::on_recycled(Upstream* u) noexcept { free_.push_back(u); }

@@ -14,6 +14,7 @@
 
 #include "proxy/config.h"
 #include "proxy/failure.h"
+#include "shm/worker_stats.h"
 
 namespace fusebox::proxy {
 
@@ -22,7 +23,8 @@ class Upstream;
 
 class UpstreamPool {
  public:
-  UpstreamPool(uv_loop_t* loop, const ClusterConfig& config, size_t buffer_bytes);
+  // `stats`: this worker's counters for the cluster, in the segment.
+  UpstreamPool(uv_loop_t* loop, const ClusterConfig& config, size_t buffer_bytes, shm::ClusterStats* stats);
   ~UpstreamPool();
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
@@ -46,6 +48,7 @@ class UpstreamPool {
   const ClusterConfig& config() const noexcept { return config_; }
   const std::string& endpoint_name(size_t i) const noexcept { return endpoints_[i].name; }
   uint64_t idle_timeout_ms() const noexcept { return static_cast<uint64_t>(config_.idle_timeout.count()); }
+  shm::ClusterStats& stats() noexcept { return *stats_; }
 
  private:
   struct Endpoint {
@@ -69,6 +72,7 @@ class UpstreamPool {
   uv_loop_t* loop_;
   const ClusterConfig& config_;
   size_t buffer_bytes_;
+  shm::ClusterStats* stats_;
   std::vector<Endpoint> endpoints_;
   size_t next_endpoint_ = 0;
   uint32_t open_ = 0;  // connections counted against max_connections

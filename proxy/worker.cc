@@ -20,8 +20,13 @@ constexpr size_t kUpstreamBufferBytes = 32 * 1024; // also the largest response 
 }  // namespace
 
 Worker::Worker(const Config& config, unsigned index, const std::vector<int>& listen_fds, shm::Segment* segment,
-               const std::vector<uint32_t>& breaker_slots)
-    : config_(config), index_(index), segment_(segment), breaker_slots_(breaker_slots), listen_fds_(listen_fds) {}
+               const SegmentIndex& segment_index, uint32_t block)
+    : config_(config),
+      index_(index),
+      segment_(segment),
+      segment_index_(segment_index),
+      stats_(segment->worker(block)),
+      listen_fds_(listen_fds) {}
 
 Worker::~Worker() = default;
 
@@ -44,8 +49,8 @@ int Worker::run() noexcept {
   }
 
   pools_.reserve(config_.clusters.size());
-  for (const ClusterConfig& c : config_.clusters) {
-    pools_.push_back(std::make_unique<UpstreamPool>(&loop_, c, kUpstreamBufferBytes));
+  for (size_t i = 0; i < config_.clusters.size(); ++i) {
+    pools_.push_back(std::make_unique<UpstreamPool>(&loop_, config_.clusters[i], kUpstreamBufferBytes, &cluster_stats(i)));
     pools_.back()->start();
   }
   free_downstreams_.resize(config_.listeners.size());
@@ -75,6 +80,7 @@ int Worker::run() noexcept {
   drain_timer_.data = this;
 
   FB_LOG(Debug, "worker %u accepting on %zu listeners", index_, listeners_.size());
+  stats_.head->ready.store(1, std::memory_order_release);
   uv_run(&loop_, UV_RUN_DEFAULT);
   return 0;
 }
@@ -103,6 +109,9 @@ void Worker::on_connection(uv_stream_t* server, int status) noexcept {
   if (self->connections_ != nullptr) self->connections_->prev = d;
   self->connections_ = d;
   ++self->open_connections_;
+  shm::SeriesStats& stats = self->listener_stats(l->index);
+  shm::bump(stats.accepted);
+  stats.active.fetch_add(1, std::memory_order_relaxed);
   if (const int rc = d->accept(server); rc != 0)
     FB_LOG(Debug, "accept on %s: %s", self->config_.listeners[l->index].name.c_str(), uv_strerror(rc));
 }
@@ -113,6 +122,7 @@ void Worker::on_downstream_recycled(Downstream* d) noexcept {
   if (connections_ == d) connections_ = d->next;
   d->prev = d->next = nullptr;
   --open_connections_;
+  listener_stats(d->listener()).active.fetch_sub(1, std::memory_order_relaxed);
   free_downstreams_[d->listener()].push_back(d);
   if (draining_) maybe_exit();
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "proxy/config.h"
+#include "proxy/segment_index.h"
 #include "proxy/upstream_pool.h"
 #include "shm/segment.h"
 
@@ -20,8 +21,9 @@ class Downstream;
 
 class Worker {
  public:
+  // `block`: this worker's stats block in the segment, which no other live process writes.
   Worker(const Config& config, unsigned index, const std::vector<int>& listen_fds, shm::Segment* segment,
-         const std::vector<uint32_t>& breaker_slots);
+         const SegmentIndex& segment_index, uint32_t block);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -33,7 +35,19 @@ class Worker {
   const Config& config() const noexcept { return config_; }
   UpstreamPool& pool(size_t cluster) noexcept { return *pools_[cluster]; }
   // The cluster's breaker slot in the segment, resolved by the master at config load.
-  shm::BreakerSlot& breaker_slot(size_t cluster) noexcept { return segment_->slot(breaker_slots_[cluster]); }
+  shm::BreakerSlot& breaker_slot(size_t cluster) noexcept {
+    return segment_->slot(segment_index_.breaker_slots[cluster]);
+  }
+  // This worker's counters: of a listener, of a listener's route, of a cluster.
+  shm::SeriesStats& listener_stats(size_t listener) noexcept {
+    return stats_.series[segment_index_.listener_series[listener]];
+  }
+  shm::SeriesStats& route_stats(size_t listener, size_t route) noexcept {
+    return stats_.series[segment_index_.route_series[listener][route]];
+  }
+  shm::ClusterStats& cluster_stats(size_t cluster) noexcept {
+    return stats_.clusters[segment_index_.breaker_slots[cluster]];
+  }
   // Nanoseconds of CLOCK_MONOTONIC as of this loop iteration: the breakers' time, with no system
   // call per request (libuv reads the clock once per iteration).
   int64_t now_ns() noexcept { return static_cast<int64_t>(uv_now(&loop_)) * 1'000'000; }
@@ -69,7 +83,8 @@ class Worker {
   const Config& config_;
   unsigned index_;
   shm::Segment* segment_;
-  std::vector<uint32_t> breaker_slots_;
+  SegmentIndex segment_index_;
+  shm::WorkerBlock stats_;
   uv_loop_t loop_{};
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<int> listen_fds_;

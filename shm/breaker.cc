@@ -57,6 +57,7 @@ bool Breaker::transition(StateWord seen, State to, uint32_t permits, const Reaso
   last_ = {seen.state(), to, reason, next.generation(), now_ns};
   changed_ = true;
   slot_.transitions.push(last_);
+  slot_.transitions_total[static_cast<int>(seen.state())][static_cast<int>(to)].fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
@@ -77,6 +78,13 @@ bool Breaker::open_until(uint64_t generation, int64_t* until) const noexcept {
   if (slot_.open_generation.load(std::memory_order_acquire) != generation) return false;
   *until = slot_.open_until_ns.load(std::memory_order_acquire);
   return slot_.open_generation.load(std::memory_order_acquire) == generation;
+}
+
+int64_t Breaker::next_trial_in_ns(int64_t now_ns) const noexcept {
+  const StateWord w = word();
+  int64_t until = 0;
+  if (w.state() != State::Open || !open_until(w.generation(), &until)) return -1;
+  return until > now_ns ? until - now_ns : 0;
 }
 
 void Breaker::trip(StateWord seen, const Reason& reason, int64_t now_ns, uint64_t random) noexcept {
@@ -288,5 +296,15 @@ void Breaker::force(State to, int64_t now_ns, bool by_config) noexcept {
 }
 
 void Breaker::reset(int64_t now_ns) noexcept { force(State::Closed, now_ns); }
+
+void Breaker::close(int64_t now_ns) noexcept {
+  for (;;) {
+    const StateWord w = word();
+    if (w.state() == State::Closed) break;
+    if (transition(w, State::Closed, 0, {Why::Forced}, now_ns)) break;
+  }
+  slot_.forced_by_config.store(0, std::memory_order_relaxed);
+  clear_window(now_ns);
+}
 
 }  // namespace fusebox::shm

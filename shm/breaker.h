@@ -52,10 +52,15 @@ class Breaker {
   // The operator's overrides: ForcedOpen, Disabled, MetricsOnly; Closed releases them (Reset).
   void force(State to, int64_t now_ns, bool by_config = false) noexcept;
   void reset(int64_t now_ns) noexcept;
+  // The operator closes it: a fresh window, but the backoff stays (trips_in_a_row), so that a
+  // dependency that fails again at once is kept out for longer, as after a failed trial.
+  void close(int64_t now_ns) noexcept;
 
   State state() const noexcept { return StateWord(slot_.state_word.load(std::memory_order_acquire)).state(); }
   StateWord word() const noexcept { return StateWord(slot_.state_word.load(std::memory_order_acquire)); }
   WindowCounts window(int64_t now_ns) const noexcept;
+  // Open: how long until trial calls may go (0 if they may now); -1 in any other state.
+  int64_t next_trial_in_ns(int64_t now_ns) const noexcept;
   // How long the next trip would keep it open (before jitter): base × multiplier^trips, capped.
   int64_t open_duration_ns(uint32_t trips) const noexcept;
   // Whether a call on this object changed the state, and how: so the caller can log it (the

@@ -57,6 +57,8 @@ struct alignas(64) BreakerSlot {
   char name[64] = {};
 
   TransitionRing transitions;
+  // Every transition ever made, by from and to: fusebox_breaker_transitions_total.
+  std::atomic<uint64_t> transitions_total[kStates][kStates];
 };
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<int64_t>::is_always_lock_free &&

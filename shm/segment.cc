@@ -24,24 +24,80 @@ uint64_t fnv1a(std::string_view s) noexcept {
   return h;
 }
 
-bool name_is(const BreakerSlot& s, std::string_view name) noexcept {
-  return std::strncmp(s.name, name.data(), name.size()) == 0 && s.name[name.size()] == '\0';
+bool name_is(const char* stored, std::string_view name) noexcept {
+  return std::strncmp(stored, name.data(), name.size()) == 0 && stored[name.size()] == '\0';
+}
+
+void store_name(char* to, std::string_view name) noexcept {
+  std::memcpy(to, name.data(), name.size());
+  to[name.size()] = '\0';
+}
+
+uint32_t series_for(uint32_t max_breakers) noexcept { return 2 * max_breakers; }
+
+uint64_t round_up(uint64_t n) noexcept { return (n + 63) / 64 * 64; }
+
+uint64_t block_bytes_for(uint32_t max_breakers) noexcept {
+  return sizeof(WorkerHead) + uint64_t{series_for(max_breakers)} * sizeof(SeriesStats) +
+         uint64_t{max_breakers} * sizeof(ClusterStats);
+}
+
+uint64_t series_offset(uint32_t max_breakers) noexcept {
+  return kHeaderBytes + uint64_t{max_breakers} * sizeof(BreakerSlot);
+}
+
+uint64_t blocks_offset(uint32_t max_breakers) noexcept {
+  return round_up(series_offset(max_breakers) + uint64_t{series_for(max_breakers)} * sizeof(SeriesName));
+}
+
+// Open addressing over a table of `cap` entries whose claim word is `in_use(i)`: 0 free, 1 being
+// claimed, 2 ready (the name is written before 2 is published). Returns the index of the entry
+// `matches` accepts, claiming a free one with `write` if there is none; -1 when the table is full.
+template <typename InUse, typename Matches, typename Write>
+int64_t find_or_claim(uint64_t hash, uint32_t cap, InUse in_use, Matches matches, Write write) noexcept {
+  for (uint32_t probe = 0; probe < cap; ++probe) {
+    const uint32_t i = static_cast<uint32_t>((hash + probe) % cap);
+    std::atomic<uint32_t>& word = in_use(i);
+    uint32_t use = word.load(std::memory_order_acquire);
+    if (use == 0 && word.compare_exchange_strong(use, 1, std::memory_order_acq_rel)) {
+      write(i);
+      word.store(2, std::memory_order_release);
+      return i;
+    }
+    // Another process is claiming this entry: its name is a few instructions away. If it never
+    // comes, that process died mid-claim (at most once per entry): the entry is taken over.
+    for (int spins = 0; use == 1 && spins < 1'000'000; ++spins) use = word.load(std::memory_order_acquire);
+    if (use == 1 && word.compare_exchange_strong(use, 1, std::memory_order_acq_rel)) {
+      write(i);
+      word.store(2, std::memory_order_release);
+      return i;
+    }
+    if (matches(i)) return i;
+  }
+  return -1;
 }
 
 }  // namespace
 
 uint64_t Segment::bytes_for(uint32_t max_breakers) noexcept {
-  return kHeaderBytes + uint64_t{max_breakers} * sizeof(BreakerSlot);
+  return blocks_offset(max_breakers) + uint64_t{kWorkerBlocks} * block_bytes_for(max_breakers);
 }
 
 void Segment::layout(void* base, uint32_t max_breakers, bool initialize) {
   header_ = static_cast<SegmentHeader*>(base);
   slots_ = reinterpret_cast<BreakerSlot*>(static_cast<char*>(base) + kHeaderBytes);
+  series_ = reinterpret_cast<SeriesName*>(static_cast<char*>(base) + series_offset(max_breakers));
+  blocks_ = static_cast<char*>(base) + blocks_offset(max_breakers);
   if (!initialize) return;
+  // The series table and the stats blocks are all zeros, as the kernel hands new pages over:
+  // left untouched, a block costs no memory until its worker counts something.
   for (uint32_t i = 0; i < max_breakers; ++i) new (&slots_[i]) BreakerSlot();
   header_->max_breakers = max_breakers;
   header_->slot_bytes = sizeof(BreakerSlot);
   header_->total_bytes = bytes_for(max_breakers);
+  header_->max_series = series_for(max_breakers);
+  header_->worker_blocks = kWorkerBlocks;
+  header_->block_bytes = block_bytes_for(max_breakers);
   header_->layout_version = kLayoutVersion;
   std::atomic_thread_fence(std::memory_order_release);
   header_->magic = kMagic;  // last: a half-initialized segment never looks valid
@@ -73,7 +129,8 @@ Result<std::unique_ptr<Segment>> Segment::open(const std::string& name, uint32_t
         const auto* h = static_cast<const SegmentHeader*>(probe.get_address());
         if (h->magic != kMagic) {
           problem = "it is not a fusebox segment (or was never finished)";
-        } else if (h->layout_version != kLayoutVersion || h->slot_bytes != sizeof(BreakerSlot)) {
+        } else if (h->layout_version != kLayoutVersion || h->slot_bytes != sizeof(BreakerSlot) ||
+                   h->block_bytes != block_bytes_for(h->max_breakers) || h->worker_blocks != kWorkerBlocks) {
           problem = "layout version " + std::to_string(h->layout_version) + ", this binary expects " +
                     std::to_string(kLayoutVersion);
         } else if (h->max_breakers != max_breakers) {
@@ -132,7 +189,7 @@ int64_t Segment::find(std::string_view name) const noexcept {
     const uint32_t i = static_cast<uint32_t>((start + probe) % cap);
     const uint32_t use = slots_[i].in_use.load(std::memory_order_acquire);
     if (use == 0) return -1;
-    if (use == 2 && name_is(slots_[i], name)) return i;
+    if (use == 2 && name_is(slots_[i].name, name)) return i;
   }
   return -1;
 }
@@ -141,32 +198,49 @@ Result<uint32_t> Segment::find_or_add(std::string_view name) {
   if (name.empty() || name.size() >= sizeof(BreakerSlot::name))
     return Error{"breaker name \"" + std::string(name) + "\" must be 1 to 63 characters"};
   const uint32_t cap = header_->max_breakers;
-  const uint64_t start = fnv1a(name) % (cap == 0 ? 1 : cap);
-  for (uint32_t probe = 0; probe < cap; ++probe) {
-    const uint32_t i = static_cast<uint32_t>((start + probe) % cap);
-    BreakerSlot& s = slots_[i];
-    uint32_t use = s.in_use.load(std::memory_order_acquire);
-    if (use == 0) {
-      if (s.in_use.compare_exchange_strong(use, 1, std::memory_order_acq_rel)) {
-        std::memcpy(s.name, name.data(), name.size());
-        s.name[name.size()] = '\0';
-        s.in_use.store(2, std::memory_order_release);
-        return i;
-      }
-    }
-    // Another process is claiming this slot: its name is a few instructions away. If it never
-    // comes, that process died mid-claim (at most once per slot): the slot is taken over.
-    for (int spins = 0; use == 1 && spins < 1'000'000; ++spins) use = s.in_use.load(std::memory_order_acquire);
-    if (use == 1 && s.in_use.compare_exchange_strong(use, 1, std::memory_order_acq_rel)) {
-      std::memcpy(s.name, name.data(), name.size());
-      s.name[name.size()] = '\0';
-      s.in_use.store(2, std::memory_order_release);
-      return i;
-    }
-    if (name_is(s, name)) return i;
-  }
-  return Error{"breaker table full: " + std::to_string(used()) + " of " + std::to_string(cap) +
-               " slots used; raise shm.max_breakers"};
+  const int64_t i = find_or_claim(
+      fnv1a(name), cap, [&](uint32_t j) -> std::atomic<uint32_t>& { return slots_[j].in_use; },
+      [&](uint32_t j) { return name_is(slots_[j].name, name); },
+      [&](uint32_t j) { store_name(slots_[j].name, name); });
+  if (i < 0)
+    return Error{"breaker table full: " + std::to_string(used()) + " of " + std::to_string(cap) +
+                 " slots used; raise shm.max_breakers"};
+  return static_cast<uint32_t>(i);
+}
+
+std::string_view Segment::slot_name(uint32_t index) const noexcept {
+  if (index >= header_->max_breakers || slots_[index].in_use.load(std::memory_order_acquire) != 2) return {};
+  return slots_[index].name;
+}
+
+Result<uint32_t> Segment::find_or_add_series(std::string_view listener, std::string_view cluster) {
+  if (listener.empty() || listener.size() >= sizeof(SeriesName::listener) ||
+      cluster.size() >= sizeof(SeriesName::cluster))
+    return Error{"series \"" + std::string(listener) + "/" + std::string(cluster) +
+                 "\": listener and cluster names must be under 64 characters"};
+  const uint32_t cap = header_->max_series;
+  const uint64_t hash = fnv1a(listener) * 31 + fnv1a(cluster);
+  const int64_t i = find_or_claim(
+      hash, cap, [&](uint32_t j) -> std::atomic<uint32_t>& { return series_[j].in_use; },
+      [&](uint32_t j) { return name_is(series_[j].listener, listener) && name_is(series_[j].cluster, cluster); },
+      [&](uint32_t j) {
+        store_name(series_[j].listener, listener);
+        store_name(series_[j].cluster, cluster);
+      });
+  if (i < 0)
+    return Error{"metric series table full: " + std::to_string(cap) +
+                 " listener-cluster pairs; raise shm.max_breakers (the table holds twice as many)"};
+  return static_cast<uint32_t>(i);
+}
+
+WorkerBlock Segment::worker(uint32_t index) noexcept {
+  char* base = blocks_ + uint64_t{index} * header_->block_bytes;
+  WorkerBlock b;
+  b.head = reinterpret_cast<WorkerHead*>(base);
+  b.series = reinterpret_cast<SeriesStats*>(base + sizeof(WorkerHead));
+  b.clusters = reinterpret_cast<ClusterStats*>(base + sizeof(WorkerHead) +
+                                               uint64_t{header_->max_series} * sizeof(SeriesStats));
+  return b;
 }
 
 uint32_t Segment::used() const noexcept {

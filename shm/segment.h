@@ -1,6 +1,7 @@
-// shm/segment.h: the named shared-memory segment of one fusebox instance: a versioned header and
-// a fixed table of breaker slots, found by name (open addressing) or by an index resolved once at
-// config load. Created by the master before it forks; the workers inherit the mapping. It
+// shm/segment.h: the named shared-memory segment of one fusebox instance: a versioned header, a
+// fixed table of breaker slots found by name (open addressing) or by an index resolved once at
+// config load, a table of metric series named the same way, and one stats block per worker
+// (see worker_stats.h). Created by the master before it forks; the workers inherit the mapping. It
 // outlives the processes: a respawned worker, or a restarted fusebox with the same name, finds
 // every breaker where it was. A segment of another layout version is refused, and the caller may
 // recreate it.
@@ -13,6 +14,7 @@
 
 #include "shm/breaker_slot.h"
 #include "shm/result.h"
+#include "shm/worker_stats.h"
 
 namespace boost::interprocess {
 class mapped_region;
@@ -21,7 +23,9 @@ class mapped_region;
 namespace fusebox::shm {
 
 constexpr uint64_t kMagic = 0x66757365626f7831;  // "fusebox1"
-constexpr uint32_t kLayoutVersion = 1;
+constexpr uint32_t kLayoutVersion = 2;
+// Stats blocks: enough for 32 workers and the 32 of a reload's old generation still draining.
+constexpr uint32_t kWorkerBlocks = 64;
 
 struct SegmentHeader {
   uint64_t magic;
@@ -29,6 +33,9 @@ struct SegmentHeader {
   uint32_t max_breakers;
   uint64_t slot_bytes;  // sizeof(BreakerSlot) of the binary that created it
   uint64_t total_bytes;
+  uint32_t max_series;
+  uint32_t worker_blocks;
+  uint64_t block_bytes;  // one worker's stats block
 };
 
 class Segment {
@@ -57,6 +64,15 @@ class Segment {
   BreakerSlot& slot(uint32_t index) noexcept { return slots_[index]; }
   uint32_t capacity() const noexcept { return header_->max_breakers; }
   uint32_t used() const noexcept;
+  // The claimed slot's name ("" if the slot is free).
+  std::string_view slot_name(uint32_t index) const noexcept;
+
+  // The series of `listener` and `cluster` ("" for the listener's own), claimed if new. Error when
+  // the table (2 × max_breakers) is full.
+  Result<uint32_t> find_or_add_series(std::string_view listener, std::string_view cluster);
+  uint32_t series_capacity() const noexcept { return header_->max_series; }
+  // Worker stats block i < kWorkerBlocks.
+  WorkerBlock worker(uint32_t index) noexcept;
   Opened opened() const noexcept { return opened_; }
   const std::string& incompatibility() const noexcept { return incompatibility_; }
   const std::string& name() const noexcept { return name_; }
@@ -72,6 +88,8 @@ class Segment {
   uint64_t anonymous_bytes_ = 0;
   SegmentHeader* header_ = nullptr;
   BreakerSlot* slots_ = nullptr;
+  SeriesName* series_ = nullptr;
+  char* blocks_ = nullptr;
   std::string name_;
   Opened opened_ = Opened::Created;
   std::string incompatibility_;

@@ -27,6 +27,7 @@ FUSEBOX_BIN = os.environ.get("FUSEBOX_BIN", str(SOURCE_DIR / "build" / "fusebox"
 FAULT_UPSTREAM = str(SOURCE_DIR / "tools" / "fault_upstream.py")
 
 _LISTENING = re.compile(r"listening listener=(\S+) address=(\S+)")
+_ADMIN_LISTENING = re.compile(r"admin listening address=(\S+)")
 _instances = itertools.count()
 
 
@@ -165,6 +166,10 @@ class Fusebox(Process):
         if "FUSEBOX_SHM_NAME" not in env and not (config and re.search(r"^shm:", config, re.M)):
             env["FUSEBOX_SHM_NAME"] = f"fusebox-test-{os.getpid()}-{next(_instances)}"
         self.shm_name = env.get("FUSEBOX_SHM_NAME")
+        # And its own admin port: the default 127.0.0.1:9901 is one per host.
+        if ("FUSEBOX_ADMIN_ADDRESS" not in env and "--admin" not in (args or [])
+                and not (config and re.search(r"^admin:", config, re.M))):
+            env["FUSEBOX_ADMIN_ADDRESS"] = "127.0.0.1:0"
         super().__init__(argv, env)
         self.addrs: dict[str, str] = {}
         expected = listeners if listeners is not None else (config.count("- name:") and _count_listeners(config) if config else 1)
@@ -176,6 +181,9 @@ class Fusebox(Process):
             self.stop()  # no test holds it yet, so no cleanup would stop it
             raise
         self.addr = next(iter(self.addrs.values()))
+        # The master logs its admin address before its listeners.
+        m = self.wait_for_line(_ADMIN_LISTENING, timeout=1)
+        self.admin_addr = m.group(1)
         # The master logs its listeners before it forks: ready means a worker exists too (a
         # connection made before would wait in the accept queue, but tests look at the workers).
         deadline = time.monotonic() + 10

@@ -279,15 +279,15 @@ TEST_CASE("keys left out take the defaults written in config.h") {
   CHECK(k.max_idle == cluster_defaults.max_idle);
 }
 
-TEST_CASE("workers is auto or a number from 1 to 256") {
+TEST_CASE("workers is auto or a number from 1 to 32") {
   CHECK(load("workers: auto\n" + kBase).workers == 0);
   CHECK(load("workers: 1\n" + kBase).workers == 1);
-  CHECK(load("workers: 256\n" + kBase).workers == 256);
-  CHECK(only_error(kBase + "workers: 0\n") == R"(fusebox.yaml:10: workers: "0" is not auto or a number from 1 to 256)");
-  CHECK(only_error(kBase + "workers: 257\n") ==
-        R"(fusebox.yaml:10: workers: "257" is not auto or a number from 1 to 256)");
+  CHECK(load("workers: 32\n" + kBase).workers == 32);
+  CHECK(only_error(kBase + "workers: 0\n") == R"(fusebox.yaml:10: workers: "0" is not auto or a number from 1 to 32)");
+  CHECK(only_error(kBase + "workers: 33\n") ==
+        R"(fusebox.yaml:10: workers: "33" is not auto or a number from 1 to 32)");
   CHECK(only_error(kBase + "workers: lots\n") ==
-        R"(fusebox.yaml:10: workers: "lots" is not auto or a number from 1 to 256)");
+        R"(fusebox.yaml:10: workers: "lots" is not auto or a number from 1 to 32)");
 }
 
 TEST_CASE("access_log is off, stdout, stderr or a file path, but not a YAML boolean") {
@@ -639,7 +639,7 @@ clusters:
   REQUIRE(errors.errors.size() == 4);
   CHECK(errors.errors[0] == R"(f.yaml:4: listeners[0] (a).routes[0].cluster: no cluster named "nope" (clusters: c))");
   CHECK(errors.errors[1] == R"(f.yaml:5: listeners[0] (a).idle_timeout: "soon" is not a duration (write 250ms, 5s or 2m))");
-  CHECK(errors.errors[2] == R"(f.yaml:6: workers: "many" is not auto or a number from 1 to 256)");
+  CHECK(errors.errors[2] == R"(f.yaml:6: workers: "many" is not auto or a number from 1 to 32)");
   CHECK(errors.errors[3] == R"(f.yaml:10: clusters[0] (c).connect_timeout: "fast" is not a duration (write 250ms, 5s or 2m))");
   CHECK(config.error().message == errors.errors[0] + "\n" + errors.errors[1] + "\n" + errors.errors[2] + "\n"
                                       + errors.errors[3]);
@@ -1226,7 +1226,7 @@ TEST_CASE("bad FUSEBOX_* values are all reported by variable, and none is applie
   auto result = apply_environment(c, fake_getenv);
   REQUIRE_FALSE(result.ok());
   CHECK(result.error().message ==
-        "environment FUSEBOX_WORKERS: \"lots\" is not auto or a number from 1 to 256\n"
+        "environment FUSEBOX_WORKERS: \"lots\" is not auto or a number from 1 to 32\n"
         "environment FUSEBOX_ADMIN_ADDRESS: 127.0.0.1:15001 is already the address of listeners[0] (default)\n"
         "environment FUSEBOX_ACCESS_LOG: \"no\" is not an access log (write off, stdout, stderr or a file path)\n"
         "environment FUSEBOX_DRAIN_TIMEOUT: \"15\" has no unit (write 15s or 15ms)");

@@ -1,0 +1,16 @@
+// proxy/segment_index.h: where one config's names live in the segment, resolved by the master once
+// at config load so that a worker never looks a name up on the data path.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace fusebox::proxy {
+
+struct SegmentIndex {
+  std::vector<uint32_t> breaker_slots;            // per cluster: its breaker (and its cluster stats)
+  std::vector<uint32_t> listener_series;          // per listener: its own series (cluster "")
+  std::vector<std::vector<uint32_t>> route_series;  // per listener, per route: listener × cluster
+};
+
+}  // namespace fusebox::proxy
