@@ -1,11 +1,10 @@
 // metrics/collector.cc: see collector.h.
 #include "metrics/collector.h"
 
-#include <prometheus/text_serializer.h>
-
 #include <array>
 #include <limits>
 
+#include "metrics/text_format.h"
 #include "shm/state_word.h"
 
 namespace fusebox::metrics {
@@ -63,6 +62,8 @@ std::vector<MetricFamily> Collector::Collect() const {
   std::vector<ClusterSum> clusters(scope_.clusters.size());
   for (uint32_t b = 0; b < shm::kWorkerBlocks; ++b) {
     const shm::WorkerBlock block = segment_.worker(b);
+    // A block no worker ever had is all zeros: reading it would cost more than the rest.
+    if (block.head->used.load(std::memory_order_acquire) == 0) continue;
     for (size_t i = 0; i < scope_.series.size(); ++i) {
       const shm::SeriesStats& s = block.series[scope_.series[i].index];
       SeriesSum& sum = series[i];
@@ -209,6 +210,6 @@ std::vector<MetricFamily> Collector::Collect() const {
   return out;
 }
 
-std::string Collector::scrape() const { return prometheus::TextSerializer().Serialize(Collect()); }
+std::string Collector::scrape() const { return to_text(Collect()); }
 
 }  // namespace fusebox::metrics

@@ -17,7 +17,11 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-AdminResponse json_answer(int status, const Json& j) { return AdminResponse{.status = status, .body = j.dump() + "\n"}; }
+// A fallback body from the config may hold bytes that are not UTF-8: they come out as U+FFFD
+// rather than failing the whole answer.
+AdminResponse json_answer(int status, const Json& j) {
+  return AdminResponse{.status = status, .body = j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n"};
+}
 
 AdminResponse method_not_allowed(std::string_view allow) {
   AdminResponse r = admin_error(405, "method_not_allowed", "this path takes " + std::string(allow));

@@ -210,6 +210,7 @@ void Master::spawn(unsigned slot) {
   shm::WorkerBlock stats = segment_->worker(static_cast<uint32_t>(block));
   stats.head->ready.store(0, std::memory_order_relaxed);
   stats.head->generation.store(generation_, std::memory_order_relaxed);
+  stats.head->used.store(1, std::memory_order_release);
   const pid_t pid = fork();
   if (pid < 0) {
     blocks_in_use_[static_cast<size_t>(block)] = false;

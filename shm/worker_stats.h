@@ -108,6 +108,7 @@ struct alignas(64) WorkerHead {
   std::atomic<int64_t> pid{0};         // 0: never used
   std::atomic<uint64_t> generation{0};  // the config generation it runs
   std::atomic<uint32_t> ready{0};      // 1 once its loop runs (for /readyz)
+  std::atomic<uint32_t> used{0};       // 1 once any worker had the block: readers skip the others
 };
 
 static_assert(Counter::is_always_lock_free && Gauge::is_always_lock_free,
