@@ -116,6 +116,14 @@ class AdminServer::Connection : public HeadParser {
     body_.clear();
     headers_done_ = complete_ = body_too_large_ = false;
     const llhttp_errno_t err = llhttp_execute(&parser_, in_.data(), in_.size());
+    if (headers_done_) {
+      // A whole head counts against the limit too, not only one still arriving.
+      const size_t head_end = in_.find("\r\n\r\n");
+      if (head_end != std::string::npos && head_end + 4 > kMaxHeadBytes) {
+        fail(admin_error(431, "header_too_large", "the request head is over 16 KiB"));
+        return false;
+      }
+    }
     if (complete_) {
       const size_t consumed = static_cast<size_t>(llhttp_get_error_pos(&parser_) - in_.data());
       answer(consumed);

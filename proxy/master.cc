@@ -60,17 +60,27 @@ Result<void> Master::bind_all(const Config& config, std::vector<int>* fds) {
   return {};
 }
 
-// Finds (or claims) each cluster's breaker slot, and applies the config's `mode:`: a forced mode
-// from the config is forced; a breaker the config had forced before and no longer does is reset.
-// A state forced through the admin API stays, across restarts too.
+// Finds (or claims) each cluster's breaker slot. Claiming changes no state: a config refused
+// later leaves the breakers as they were.
 Result<void> Master::resolve_breakers(Generation& gen) {
-  const shm::MonotonicClock clock;
   gen.index.breaker_slots.clear();
   for (const ClusterConfig& c : gen.config->clusters) {
     auto slot = segment_->find_or_add(c.name);
     if (!slot) return Error{"cluster " + c.name + ": " + slot.error().message};
     gen.index.breaker_slots.push_back(slot.value());
-    shm::BreakerSlot& s = segment_->slot(slot.value());
+  }
+  return {};
+}
+
+// Applies the config's `mode:` once it is adopted: a forced mode from the config is forced; a
+// breaker the config had forced before and no longer does is reset. A state forced through the
+// admin API stays, across restarts too.
+void Master::apply_modes(const Generation& gen) {
+  const shm::MonotonicClock clock;
+  for (size_t i = 0; i < gen.config->clusters.size(); ++i) {
+    const ClusterConfig& c = gen.config->clusters[i];
+    const uint32_t slot = gen.index.breaker_slots[i];
+    shm::BreakerSlot& s = segment_->slot(slot);
     shm::Breaker breaker(s, c.breaker.policy);
     const int64_t now = clock.now_ns();
     switch (c.breaker.policy.mode) {
@@ -81,9 +91,8 @@ Result<void> Master::resolve_breakers(Generation& gen) {
         if (s.forced_by_config.load() != 0) breaker.reset(now);
         break;
     }
-    FB_LOG(Debug, "breaker %s: slot %u, %s", c.name.c_str(), slot.value(), shm::to_string(breaker.state()));
+    FB_LOG(Debug, "breaker %s: slot %u, %s", c.name.c_str(), slot, shm::to_string(breaker.state()));
   }
-  return {};
 }
 
 // Finds (or claims) the metric series of each listener and of each listener × cluster its routes
@@ -140,9 +149,12 @@ int Master::run() {
     FB_LOG(Error, "%s", resolved.error().message.c_str());
     return 1;
   }
+  apply_modes(*current_);
   if (auto token = load_token(config); !token) {
     FB_LOG(Error, "%s", token.error().message.c_str());
     return 1;
+  } else {
+    admin_token_ = std::move(token).value();
   }
   collector_ = std::make_unique<metrics::Collector>(*segment_);
   update_scope();
@@ -341,8 +353,12 @@ Result<void> Master::adopt(Config next) {
     return refuse("admin.address takes a restart");
   if (auto resolved = resolve_breakers(*gen); !resolved) return refuse(resolved.error().message);
   if (auto resolved = resolve_series(*gen); !resolved) return refuse(resolved.error().message);
-  if (auto token = load_token(*gen->config); !token) return refuse(token.error().message);
+  auto token = load_token(*gen->config);
+  if (!token) return refuse(token.error().message);
+  // bind_all is the last step that may refuse: nothing before it changed anything shared.
   if (auto bound = bind_all(*gen->config, &gen->fds); !bound) return refuse(bound.error().message);
+  admin_token_ = std::move(token).value();
+  apply_modes(*gen);
   log::set_level(gen->config->log_level);
   make_slots(*gen);
   // The old generation drains; its respawn timers must not fire for it any more.
@@ -364,23 +380,16 @@ Result<void> Master::adopt(Config next) {
 
 // The admin token: FUSEBOX_ADMIN_TOKEN if set, else the first line of admin.token_file, else none
 // (and then every change through the API is refused).
-Result<void> Master::load_token(const Config& config) {
-  if (const char* env = std::getenv("FUSEBOX_ADMIN_TOKEN"); env != nullptr && *env != '\0') {
-    admin_token_ = env;
-    return {};
-  }
-  if (config.admin_token_file.empty()) {
-    admin_token_.clear();
-    return {};
-  }
+Result<std::string> Master::load_token(const Config& config) {
+  if (const char* env = std::getenv("FUSEBOX_ADMIN_TOKEN"); env != nullptr && *env != '\0') return std::string(env);
+  if (config.admin_token_file.empty()) return std::string();
   std::ifstream in(config.admin_token_file);
   std::string line;
   if (!in || !std::getline(in, line))
     return Error{"admin.token_file " + config.admin_token_file + ": cannot read it: " + std::strerror(errno)};
   while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
   if (line.empty()) return Error{"admin.token_file " + config.admin_token_file + ": its first line is empty"};
-  admin_token_ = line;
-  return {};
+  return line;
 }
 
 // The names the metrics label with: the running config's.

@@ -85,7 +85,8 @@ class Master final : public ControlPlane {
   // Starts a new generation of workers on `next` (listeners that stay keep their sockets); the
   // running config stays if it cannot be applied.
   Result<void> adopt(Config next);
-  Result<void> load_token(const Config& config);
+  Result<std::string> load_token(const Config& config);
+  void apply_modes(const Generation& gen);
   void update_scope();
   void shutdown(int signum);
   void maybe_exit();
