@@ -29,12 +29,18 @@ AdminResponse method_not_allowed(std::string_view allow) {
   return r;
 }
 
-// A CLOCK_MONOTONIC instant as UTC wall-clock time, "2026-11-24T14:03:11.250Z".
-std::string wall_time(int64_t monotonic_ns, int64_t now_monotonic_ns) {
-  timespec real{};
-  clock_gettime(CLOCK_REALTIME, &real);
-  const int64_t real_ms = int64_t{real.tv_sec} * 1000 + real.tv_nsec / 1'000'000;
-  const int64_t at_ms = real_ms - (now_monotonic_ns - monotonic_ns) / 1'000'000;
+// A CLOCK_MONOTONIC instant as UTC wall-clock time, "2026-11-24T14:03:11.250Z". The offset between
+// the clocks is taken once, in nanoseconds: the same instant then reads the same in every answer
+// (a script comparing `since` between polls sees no false change), at the price of not following
+// a later step of the wall clock.
+std::string wall_time(int64_t monotonic_ns) {
+  static const int64_t offset_ns = [] {
+    timespec real{}, mono{};
+    clock_gettime(CLOCK_REALTIME, &real);
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    return (int64_t{real.tv_sec} - mono.tv_sec) * 1'000'000'000 + (real.tv_nsec - mono.tv_nsec);
+  }();
+  const int64_t at_ms = (monotonic_ns + offset_ns) / 1'000'000;
   const time_t seconds = static_cast<time_t>(at_ms / 1000);
   tm utc{};
   gmtime_r(&seconds, &utc);
@@ -101,13 +107,13 @@ Json breaker_json(ControlPlane& control, size_t cluster, bool detailed) {
   j["next_trial_in_ms"] = next_trial < 0 ? Json(nullptr) : Json(next_trial / 1'000'000);
   const bool entered_known = slot.entered_generation.load(std::memory_order_acquire) == word.generation() &&
                              word.generation() > 0;
-  j["since"] = entered_known ? Json(wall_time(slot.entered_ns.load(std::memory_order_relaxed), now)) : Json(nullptr);
+  j["since"] = entered_known ? Json(wall_time(slot.entered_ns.load(std::memory_order_relaxed))) : Json(nullptr);
   j["last_reason"] = transitions.empty() ? Json(nullptr) : Json(shm::describe(transitions.back().reason));
   if (!detailed) return j;
   j["config"] = config_to_json(control.config())["clusters"][cluster]["breaker"];
   Json list = Json::array();
   for (const shm::Transition& t : transitions) {
-    list.push_back({{"at", wall_time(t.at_ns, now)},
+    list.push_back({{"at", wall_time(t.at_ns)},
                     {"from", shm::to_string(t.from)},
                     {"to", shm::to_string(t.to)},
                     {"why", shm::to_string(t.reason.why)},
