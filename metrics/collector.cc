@@ -190,6 +190,21 @@ std::vector<MetricFamily> Collector::Collect() const {
     add_counter(up_in, {{"cluster", name}}, static_cast<double>(sum.bytes_received));
   }
 
+  auto endpoint_up = family("fusebox_endpoint_up",
+                            "1 while an endpoint passes its health checks, 0 once it failed unhealthy_threshold in a row.",
+                            MetricType::Gauge);
+  auto checks = family("fusebox_health_checks_total", "Active health checks of an endpoint, by result.",
+                       MetricType::Counter);
+  for (const Scope::Endpoint& e : scope_.endpoints) {
+    const shm::EndpointHealth& h = segment_.endpoint(e.index);
+    add_gauge(endpoint_up, {{"cluster", e.cluster}, {"endpoint", e.endpoint}},
+              h.down.load(std::memory_order_relaxed) == 0 ? 1 : 0);
+    add_counter(checks, {{"cluster", e.cluster}, {"endpoint", e.endpoint}, {"result", "passed"}},
+                static_cast<double>(h.checks_passed.load(std::memory_order_relaxed)));
+    add_counter(checks, {{"cluster", e.cluster}, {"endpoint", e.endpoint}, {"result", "failed"}},
+                static_cast<double>(h.checks_failed.load(std::memory_order_relaxed)));
+  }
+
   auto restarts = family("fusebox_worker_restarts_total", "Workers respawned after they died.", MetricType::Counter);
   add_counter(restarts, {}, static_cast<double>(master_.worker_restarts));
   auto workers = family("fusebox_workers", "Worker processes running.", MetricType::Gauge);
@@ -205,7 +220,7 @@ std::vector<MetricFamily> Collector::Collect() const {
 
   for (MetricFamily* f : {&requests, &duration, &state, &transitions, &rejected, &conns_active, &conns_total,
                           &down_in, &down_out, &up_active, &up_connects, &up_connect_failures, &up_reuses,
-                          &up_in, &up_out, &restarts, &workers, &generation, &reloads, &info})
+                          &up_in, &up_out, &endpoint_up, &checks, &restarts, &workers, &generation, &reloads, &info})
     out.push_back(std::move(*f));
   return out;
 }

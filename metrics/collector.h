@@ -28,6 +28,12 @@ struct Scope {
   };
   std::vector<Cluster> clusters;
   std::vector<Series> series;  // each listener's own first, then its listener × cluster pairs, no duplicates
+  struct Endpoint {
+    std::string cluster;
+    std::string endpoint;  // "host:port"
+    uint32_t index = 0;    // its health entry
+  };
+  std::vector<Endpoint> endpoints;  // of the clusters with health checks
   std::string version;
   std::string revision;
 };

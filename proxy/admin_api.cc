@@ -111,6 +111,19 @@ Json breaker_json(ControlPlane& control, size_t cluster, bool detailed) {
   j["last_reason"] = transitions.empty() ? Json(nullptr) : Json(shm::describe(transitions.back().reason));
   if (!detailed) return j;
   j["config"] = config_to_json(control.config())["clusters"][cluster]["breaker"];
+  if (cluster < control.segment_index().endpoint_health.size() &&
+      !control.segment_index().endpoint_health[cluster].empty()) {
+    Json endpoints = Json::array();
+    const auto& entries = control.segment_index().endpoint_health[cluster];
+    for (size_t e = 0; e < entries.size(); ++e) {
+      const shm::EndpointHealth& h = control.segment().endpoint(entries[e]);
+      endpoints.push_back({{"endpoint", c.endpoints[e].to_string()},
+                           {"up", h.down.load(std::memory_order_relaxed) == 0},
+                           {"checks_passed", h.checks_passed.load(std::memory_order_relaxed)},
+                           {"checks_failed", h.checks_failed.load(std::memory_order_relaxed)}});
+    }
+    j["endpoints"] = std::move(endpoints);
+  }
   Json list = Json::array();
   for (const shm::Transition& t : transitions) {
     list.push_back({{"at", wall_time(t.at_ns)},

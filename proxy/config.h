@@ -69,6 +69,27 @@ struct FallbackConfig {
   std::string body;
 };
 
+// Active health checks, run by the master: GET `path` on every endpoint every `interval`. An
+// endpoint that fails `unhealthy_threshold` checks in a row is down (workers send to the others
+// while any is up); `healthy_threshold` passes in a row bring it back, and if the cluster's breaker
+// is open then, it half-opens at once: the dependency's return is found by a check, not by waiting
+// out the open time with real calls.
+struct HealthCheckConfig {
+  bool enabled = false;  // given at all
+  std::string path;      // required: "/health"
+  std::string host;      // the Host header; empty: the endpoint's host
+  Millis interval{1'000};
+  Millis timeout{1'000};  // connect + the response's status line
+  uint32_t healthy_threshold = 2;
+  uint32_t unhealthy_threshold = 2;
+  std::vector<StatusRange> expected_statuses{{200, 399}};
+  bool is_expected(int status) const noexcept {
+    for (const StatusRange& r : expected_statuses)
+      if (status >= r.first && status <= r.last) return true;
+    return false;
+  }
+};
+
 struct ClusterConfig {
   std::string name;
   std::vector<HostPort> endpoints;  // round robin
@@ -81,6 +102,7 @@ struct ClusterConfig {
   uint32_t max_idle = 256;                 // pooled idle connections kept per worker, per cluster
   BreakerConfig breaker;                   // every cluster has one, with the defaults if not given
   FallbackConfig fallback;
+  HealthCheckConfig health_check;
 };
 
 struct ShmConfig {

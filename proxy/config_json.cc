@@ -141,6 +141,19 @@ Json fallback_json(const FallbackConfig& fallback) {
   return out;
 }
 
+Json health_check_json(const HealthCheckConfig& check) {
+  Json out;
+  out["path"] = check.path;
+  if (!check.host.empty()) out["host"] = check.host;
+  out["interval"] = duration_text(check.interval);
+  out["timeout"] = duration_text(check.timeout);
+  out["healthy_threshold"] = check.healthy_threshold;
+  out["unhealthy_threshold"] = check.unhealthy_threshold;
+  out["expected_statuses"] = Json::array();
+  for (const StatusRange& range : check.expected_statuses) out["expected_statuses"].push_back(status_range_text(range));
+  return out;
+}
+
 Json cluster_json(const ClusterConfig& cluster) {
   Json out;
   out["name"] = cluster.name;
@@ -156,6 +169,7 @@ Json cluster_json(const ClusterConfig& cluster) {
   out["breaker"] = breaker_json(cluster.breaker);
   // Given at all, a fallback is on; so it is written only when it is.
   if (cluster.fallback.enabled) out["fallback"] = fallback_json(cluster.fallback);
+  if (cluster.health_check.enabled) out["health_check"] = health_check_json(cluster.health_check);
   return out;
 }
 

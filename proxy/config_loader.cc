@@ -70,7 +70,16 @@
 //           Content-Type: text/plain   #   NUL; not Content-Length or Transfer-Encoding, which
 //                                      #   fusebox sets from the body
 //         body: ""                     # a string; none with status 204, 205 or 304
-//       retry: / bulkhead: / health_check: / cache: / dead_letter:
+//       health_check:                  # given at all: the master checks every endpoint
+//         path: /health                # required: what to GET (an origin-form target)
+//         host: api.internal           # the Host header; default: the endpoint's host
+//         interval: 1s                 # between the end of one check and the next
+//         timeout: 1s                  # connect and the status line, or the check fails
+//         healthy_threshold: 2         # 1..100 passes in a row: the endpoint is up again (and an
+//                                      #   open breaker half-opens at once)
+//         unhealthy_threshold: 2       # 1..100 failures in a row: the endpoint is down
+//         expected_statuses: [200-399] # statuses and ranges that pass
+//       retry: / bulkhead: / cache: / dead_letter:
 //                                      # accepted and ignored until those features land
 //   redis:                             # likewise
 //
@@ -137,9 +146,14 @@ constexpr std::string_view kRouteKeys[] = {"prefix", "host", "cluster"};
 constexpr std::string_view kClusterKeys[] = {"name",           "endpoints",       "connect_timeout",
                                              "response_header_timeout",           "request_timeout",
                                              "idle_timeout",   "dns_refresh",     "max_connections",
-                                             "max_idle",       "breaker",         "fallback"};
+                                             "max_idle",       "breaker",         "fallback",
+                                             "health_check"};
+constexpr std::string_view kHealthCheckKeys[] = {"path",              "host",
+                                                 "interval",          "timeout",
+                                                 "healthy_threshold", "unhealthy_threshold",
+                                                 "expected_statuses"};
 // Settings of features still to come: configs written for them must load today.
-constexpr std::string_view kClusterLaterKeys[] = {"retry", "bulkhead", "health_check", "cache", "dead_letter"};
+constexpr std::string_view kClusterLaterKeys[] = {"retry", "bulkhead", "cache", "dead_letter"};
 constexpr std::string_view kBreakerKeys[] = {"consecutive_failures", "failure_rate", "slow_calls",
                                              "failure_statuses",     "open",         "half_open",
                                              "mode"};
@@ -301,6 +315,8 @@ class Loader {
   void load_breaker(const Entry& entry, const std::string& path, BreakerConfig& breaker);
   void load_failure_statuses(const Entry& entry, const std::string& path, BreakerConfig& breaker);
   void load_fallback(const Entry& entry, const std::string& path, FallbackConfig& fallback);
+  void load_health_check(const Entry& entry, const std::string& path, HealthCheckConfig& check);
+  void load_status_ranges(const Entry& entry, const std::string& path, std::vector<StatusRange>& ranges);
   void load_fallback_headers(const Entry& entry, const std::string& path, FallbackConfig& fallback);
   std::optional<Placed<ClusterConfig>> load_cluster(const YAML::Node& node, int line,
                                                     const std::string& base);
@@ -581,6 +597,8 @@ std::optional<Placed<ClusterConfig>> Loader::load_cluster(const YAML::Node& node
   if (const Entry* entry = fields->find("breaker")) load_breaker(*entry, at(fields->path, "breaker"), cluster.breaker);
   if (const Entry* entry = fields->find("fallback"))
     load_fallback(*entry, at(fields->path, "fallback"), cluster.fallback);
+  if (const Entry* entry = fields->find("health_check"))
+    load_health_check(*entry, at(fields->path, "health_check"), cluster.health_check);
   return placed;
 }
 
@@ -657,8 +675,13 @@ void Loader::load_breaker(const Entry& entry, const std::string& path, BreakerCo
 // Replaces the default 500-599 with the list as written; [] leaves only connect errors, resets
 // and timeouts counting as failures.
 void Loader::load_failure_statuses(const Entry& entry, const std::string& path, BreakerConfig& breaker) {
+  load_status_ranges(entry, path, breaker.failure_statuses);
+}
+
+// A list of statuses (503) and ranges (500-599), replacing the default.
+void Loader::load_status_ranges(const Entry& entry, const std::string& path, std::vector<StatusRange>& ranges) {
   if (!sequence(entry, path)) return;
-  breaker.failure_statuses.clear();
+  ranges.clear();
   for (size_t i = 0; i < entry.value.size(); ++i) {
     const YAML::Node item = entry.value[i];
     const Entry status{item, line_of(item, entry.line)};
@@ -667,7 +690,30 @@ void Loader::load_failure_statuses(const Entry& entry, const std::string& path, 
     if (!text) continue;
     auto range = parse_status_range(*text);
     if (!range) report(status.value_line(), item_path, range.error().message);
-    else breaker.failure_statuses.push_back(range.value());
+    else ranges.push_back(range.value());
+  }
+}
+
+// Given at all, health checks are on; `path` is the one key without a default.
+void Loader::load_health_check(const Entry& entry, const std::string& path, HealthCheckConfig& check) {
+  auto fields = mapping(entry.value, entry.value_line(), path);
+  if (!fields) return;
+  check_keys(*fields, kHealthCheckKeys, {});
+  check.enabled = true;
+  if (fields->find("path")) {
+    setting(*fields, "path", check.path, parse_check_path);
+  } else {
+    report(fields->line, at(path, "path"), "missing; a health check needs the path to GET (e.g. path: /health)");
+  }
+  setting(*fields, "host", check.host, parse_check_host);
+  setting(*fields, "interval", check.interval, parse_timeout);
+  setting(*fields, "timeout", check.timeout, parse_timeout);
+  setting(*fields, "healthy_threshold", check.healthy_threshold, parse_limit<1, 100>);
+  setting(*fields, "unhealthy_threshold", check.unhealthy_threshold, parse_limit<1, 100>);
+  if (const Entry* statuses = fields->find("expected_statuses")) {
+    load_status_ranges(*statuses, at(path, "expected_statuses"), check.expected_statuses);
+    if (check.expected_statuses.empty())
+      report(statuses->value_line(), at(path, "expected_statuses"), "at least one status is required");
   }
 }
 

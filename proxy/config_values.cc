@@ -262,6 +262,20 @@ std::string lowercase(std::string text) {
 
 // The segment is a file under /dev/shm: "." and ".." are directories, and 200 leaves room under
 // NAME_MAX (255) for whatever the platform adds.
+Result<std::string> parse_check_path(const std::string& text) {
+  if (text.empty() || text[0] != '/') return Error{quoted(text) + " is not a path: write it from its \"/\" (/health)"};
+  for (const char c : text)
+    if (c <= 0x20 || c >= 0x7f) return Error{quoted(text) + " holds a space or a control or non-ASCII byte; percent-encode it"};
+  return text;
+}
+
+Result<std::string> parse_check_host(const std::string& text) {
+  if (text.empty()) return Error{"a host must not be empty"};
+  for (const char c : text)
+    if (c <= 0x20 || c >= 0x7f || c == '/') return Error{quoted(text) + " is not a host name (no spaces, slashes or control bytes)"};
+  return text;
+}
+
 Result<std::string> parse_path(const std::string& text) {
   if (text.empty()) return Error{"a path must not be empty"};
   if (text.find('\0') != std::string::npos) return Error{"a path must not hold a NUL byte"};

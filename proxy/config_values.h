@@ -50,6 +50,10 @@ Result<AccessLog> parse_access_log(const std::string& text);
 
 // shm.name: 1 to 200 of [A-Za-z0-9_.-], but not "." or "..".
 Result<std::string> parse_segment_name(const std::string& text);
+// A health check's target: origin-form ("/health", "/ready?deep=1"): starts with "/", visible ASCII.
+Result<std::string> parse_check_path(const std::string& text);
+// A Host header value: a name or an address, with an optional port; visible ASCII, no "/".
+Result<std::string> parse_check_host(const std::string& text);
 // A file's path: not empty, no NUL.
 Result<std::string> parse_path(const std::string& text);
 // A listener or cluster name: one or more of [A-Za-z0-9_.-].

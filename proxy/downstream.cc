@@ -740,14 +740,15 @@ bool Downstream::counts_against_upstream(Failure f) noexcept {
 }
 
 // Once per admitted call: its outcome, and how long the upstream took to answer.
-void Downstream::record_outcome(bool failure) noexcept {
+void Downstream::record_outcome(bool failure, bool refused) noexcept {
   if (!breaker_pending_) return;
   breaker_pending_ = false;
   const ClusterConfig& cluster = worker_->pool(cluster_).config();
   shm::Breaker breaker(worker_->breaker_slot(cluster_), cluster.breaker.policy);
   const int64_t now = worker_->now_ns();
   const int64_t duration_ns = now - call_start_ns_;
-  breaker.record(admission_, {.failure = failure, .duration_ns = duration_ns}, now, worker_->random());
+  breaker.record(admission_, {.failure = failure, .duration_ns = duration_ns, .refused = refused}, now,
+                 worker_->random());
   log_transition(breaker);
   shm::ClusterStats& stats = worker_->pool(cluster_).stats();
   shm::bump(stats.duration_buckets[shm::duration_bucket(duration_ns)]);
@@ -766,7 +767,7 @@ void Downstream::log_transition(const shm::Breaker& breaker) noexcept {
 
 void Downstream::reply_error(Failure failure, const char* detail) noexcept {
   if (phase_ == Phase::Closed) return;
-  if (counts_against_upstream(failure)) record_outcome(true);
+  if (counts_against_upstream(failure)) record_outcome(true, failure == Failure::UpstreamConnectFailed);
   if (writing() && !response_started_) {
     // An interim (1xx) head is still on its way to the client: this answer follows it once it
     // is written (its bytes cannot be overwritten, nor the client left with half a head).

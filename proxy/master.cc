@@ -101,6 +101,18 @@ Result<void> Master::resolve_series(Generation& gen) {
   SegmentIndex& index = gen.index;
   index.listener_series.clear();
   index.route_series.clear();
+  index.endpoint_health.clear();
+  for (const ClusterConfig& c : gen.config->clusters) {
+    std::vector<uint32_t> entries;
+    if (c.health_check.enabled) {
+      for (const HostPort& e : c.endpoints) {
+        auto entry = segment_->find_or_add_endpoint(c.name, e.to_string());
+        if (!entry) return entry.error();
+        entries.push_back(entry.value());
+      }
+    }
+    index.endpoint_health.push_back(std::move(entries));
+  }
   for (const ListenerConfig& l : gen.config->listeners) {
     auto own = segment_->find_or_add_series(l.name, "");
     if (!own) return own.error();
@@ -157,6 +169,8 @@ int Master::run() {
     admin_token_ = std::move(token).value();
   }
   collector_ = std::make_unique<metrics::Collector>(*segment_);
+  health_ = std::make_unique<HealthChecker>(loop_, *segment_);
+  health_->start(*current_->config, current_->index);
   update_scope();
   admin_ = std::make_unique<AdminServer>(loop_, [this](const AdminRequest& req) { return handle_admin(*this, req); });
   if (auto listening = admin_->listen(config.admin_address); !listening) {
@@ -235,6 +249,7 @@ void Master::spawn(unsigned slot) {
     // receive this process's signals through libuv's global handler), run a worker, exit.
     for (uv_signal_t& s : signals_) uv_signal_stop(&s);
     admin_->close_descriptors_in_child();
+    health_->close_descriptors_in_child();
     char role[32];
     std::snprintf(role, sizeof role, "worker %u", slot);
     log::init(config.log_level, role);
@@ -368,6 +383,7 @@ Result<void> Master::adopt(Config next) {
   const unsigned old_generation = generation_++;
   ++reloads_;
   update_scope();
+  health_->start(*current_->config, current_->index);
   for (unsigned i = 0; i < current_->workers; ++i) spawn(i);
   for (auto& [pid, w] : workers_)
     if (w.generation == old_generation) kill(pid, SIGTERM);
@@ -407,6 +423,9 @@ void Master::update_scope() {
       if (!seen) scope.series.push_back({c.listeners[l].name, c.listeners[l].routes[r].cluster, series});
     }
   }
+  for (size_t i = 0; i < c.clusters.size(); ++i)
+    for (size_t e = 0; e < index.endpoint_health[i].size(); ++e)
+      scope.endpoints.push_back({c.clusters[i].name, c.clusters[i].endpoints[e].to_string(), index.endpoint_health[i][e]});
   scope.version = FUSEBOX_VERSION;
   scope.revision = FUSEBOX_REVISION;
   collector_->set_scope(std::move(scope));
@@ -461,6 +480,7 @@ void Master::shutdown(int signum) {
   // New connections are refused from now on: our copies of the sockets close here, the workers'
   // as they start draining.
   retire_listeners_not_in({});
+  health_->stop();
   for (auto& slot : current_->slots) uv_timer_stop(&slot->respawn_timer);
   for (auto& [pid, w] : workers_) kill(pid, SIGTERM);
   // Workers stop themselves at the drain deadline; this is the backstop if one cannot.

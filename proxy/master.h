@@ -20,6 +20,7 @@
 #include "proxy/admin_api.h"
 #include "proxy/admin_server.h"
 #include "proxy/config.h"
+#include "proxy/health_checker.h"
 #include "proxy/segment_index.h"
 #include "shm/result.h"
 #include "shm/segment.h"
@@ -101,6 +102,7 @@ class Master final : public ControlPlane {
   Adopt adopt_;
   std::unique_ptr<metrics::Collector> collector_;
   std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<HealthChecker> health_;
   std::string admin_token_;
   uint64_t worker_restarts_ = 0;
   uint64_t reloads_ = 0;

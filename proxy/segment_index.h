@@ -11,6 +11,8 @@ struct SegmentIndex {
   std::vector<uint32_t> breaker_slots;            // per cluster: its breaker (and its cluster stats)
   std::vector<uint32_t> listener_series;          // per listener: its own series (cluster "")
   std::vector<std::vector<uint32_t>> route_series;  // per listener, per route: listener × cluster
+  // per cluster, per endpoint: its health entry; empty for a cluster without health checks
+  std::vector<std::vector<uint32_t>> endpoint_health;
 };
 
 }  // namespace fusebox::proxy

@@ -10,11 +10,12 @@
 namespace fusebox::proxy {
 
 UpstreamPool::UpstreamPool(uv_loop_t* loop, const ClusterConfig& config, size_t buffer_bytes,
-                           shm::ClusterStats* stats)
+                           shm::ClusterStats* stats, std::vector<const shm::EndpointHealth*> health)
     : loop_(loop), config_(config), buffer_bytes_(buffer_bytes), stats_(stats), endpoints_(config.endpoints.size()) {
   for (size_t i = 0; i < endpoints_.size(); ++i) {
     Endpoint& e = endpoints_[i];
     e.pool = this;
+    if (i < health.size()) e.health = health[i];
     e.host_port = config.endpoints[i];
     e.name = e.host_port.to_string();
     auto* v4 = reinterpret_cast<sockaddr_in*>(&e.address);
@@ -94,14 +95,18 @@ void UpstreamPool::on_refresh(uv_timer_t* timer) noexcept {
 }
 
 Upstream* UpstreamPool::acquire(Downstream* d, bool fresh, Failure* failure, const char** detail) noexcept {
-  // Round robin over endpoints with an address; all unresolved: fail.
+  // Round robin over endpoints with an address that the health checks do not say are down; if
+  // every one is down, over all of them (as Envoy's panic threshold: a checker that is wrong about
+  // every endpoint must not take the whole cluster away). All unresolved: fail.
   Endpoint* chosen = nullptr;
   size_t index = 0;
-  for (size_t tries = 0; tries < endpoints_.size(); ++tries) {
-    index = next_endpoint_++ % endpoints_.size();
-    if (endpoints_[index].resolved) {
-      chosen = &endpoints_[index];
-      break;
+  for (int pass = 0; pass < 2 && chosen == nullptr; ++pass) {
+    for (size_t tries = 0; tries < endpoints_.size(); ++tries) {
+      index = next_endpoint_++ % endpoints_.size();
+      if (endpoints_[index].resolved && (pass == 1 || endpoints_[index].up())) {
+        chosen = &endpoints_[index];
+        break;
+      }
     }
   }
   if (chosen == nullptr) {

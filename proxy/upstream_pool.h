@@ -14,6 +14,7 @@
 
 #include "proxy/config.h"
 #include "proxy/failure.h"
+#include "shm/endpoint_health.h"
 #include "shm/worker_stats.h"
 
 namespace fusebox::proxy {
@@ -23,8 +24,10 @@ class Upstream;
 
 class UpstreamPool {
  public:
-  // `stats`: this worker's counters for the cluster, in the segment.
-  UpstreamPool(uv_loop_t* loop, const ClusterConfig& config, size_t buffer_bytes, shm::ClusterStats* stats);
+  // `stats`: this worker's counters for the cluster, in the segment. `health`: per endpoint, what
+  // the master's health checks say (empty: the cluster has none).
+  UpstreamPool(uv_loop_t* loop, const ClusterConfig& config, size_t buffer_bytes, shm::ClusterStats* stats,
+               std::vector<const shm::EndpointHealth*> health = {});
   ~UpstreamPool();
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
@@ -62,6 +65,8 @@ class UpstreamPool {
     Upstream* idle_head = nullptr;  // most recently used first
     uint32_t idle_count = 0;
     UpstreamPool* pool = nullptr;
+    const shm::EndpointHealth* health = nullptr;  // null: not checked, always usable
+    bool up() const noexcept { return health == nullptr || health->down.load(std::memory_order_relaxed) == 0; }
   };
 
   void resolve(Endpoint& e) noexcept;

@@ -50,7 +50,10 @@ int Worker::run() noexcept {
 
   pools_.reserve(config_.clusters.size());
   for (size_t i = 0; i < config_.clusters.size(); ++i) {
-    pools_.push_back(std::make_unique<UpstreamPool>(&loop_, config_.clusters[i], kUpstreamBufferBytes, &cluster_stats(i)));
+    std::vector<const shm::EndpointHealth*> health;
+    for (const uint32_t entry : segment_index_.endpoint_health[i]) health.push_back(&segment_->endpoint(entry));
+    pools_.push_back(std::make_unique<UpstreamPool>(&loop_, config_.clusters[i], kUpstreamBufferBytes,
+                                                    &cluster_stats(i), std::move(health)));
     pools_.back()->start();
   }
   free_downstreams_.resize(config_.listeners.size());

@@ -246,6 +246,7 @@ void Breaker::evaluate(StateWord seen, uint32_t in_a_row, int64_t now_ns, uint64
 void Breaker::record(const Admission& admission, const Outcome& outcome, int64_t now_ns, uint64_t random) noexcept {
   const bool slow = policy_.slow_rate_pct > 0 &&
                     outcome.duration_ns >= static_cast<int64_t>(policy_.slow_call_ms) * kNsPerMs;
+  if (outcome.failure) slot_.last_failure_refused.store(outcome.refused ? 1 : 0, std::memory_order_relaxed);
   const StateWord w(slot_.state_word.load(std::memory_order_acquire));
   if (admission.kind == Admission::Trial) {
     // A trial of an earlier round (the breaker has moved on since) decides nothing.
@@ -296,6 +297,12 @@ void Breaker::force(State to, int64_t now_ns, bool by_config) noexcept {
 }
 
 void Breaker::reset(int64_t now_ns) noexcept { force(State::Closed, now_ns); }
+
+bool Breaker::half_open_now(const Reason& reason, int64_t now_ns) noexcept {
+  const StateWord w = word();
+  if (w.state() != State::Open) return false;
+  return transition(w, State::HalfOpen, 0, reason, now_ns);
+}
 
 void Breaker::close(int64_t now_ns) noexcept {
   for (;;) {

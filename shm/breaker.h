@@ -31,6 +31,7 @@ struct Admission {
 struct Outcome {
   bool failure = false;
   int64_t duration_ns = 0;
+  bool refused = false;  // a failure to connect at all: nothing listens (see last_failure_refused)
 };
 
 // What the window holds right now.
@@ -55,6 +56,9 @@ class Breaker {
   // The operator closes it: a fresh window, but the backoff stays (trips_in_a_row), so that a
   // dependency that fails again at once is kept out for longer, as after a failed trial.
   void close(int64_t now_ns) noexcept;
+  // Open -> HalfOpen before the open time is out: a health check saw the dependency come back.
+  // False if it was not open (or another process moved it first).
+  bool half_open_now(const Reason& reason, int64_t now_ns) noexcept;
 
   State state() const noexcept { return StateWord(slot_.state_word.load(std::memory_order_acquire)).state(); }
   StateWord word() const noexcept { return StateWord(slot_.state_word.load(std::memory_order_acquire)); }

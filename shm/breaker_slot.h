@@ -39,6 +39,10 @@ struct alignas(64) BreakerSlot {
   std::atomic<uint32_t> trips_in_a_row{0};    // sets the backoff; cleared when trials close it
   std::atomic<uint64_t> trial_successes{0};   // generation << 24 | successes in that generation
   std::atomic<uint32_t> window_era{0};        // +1 clears the time window (see Breaker::count)
+  // The last failure was a refused connection: nothing listens. The master's health checks pause
+  // while the breaker is open for that reason: its trial calls knock on the closed port anyway,
+  // and a check more would only add a connection attempt.
+  std::atomic<uint8_t> last_failure_refused{0};
 
   // (Totals for metrics are counted per worker, not here: a counter every worker bumps on every
   // call would bounce its cache line between cores.)

@@ -22,6 +22,8 @@ std::string describe(const Reason& r) {
       return "forced by the operator";
     case Why::Reset:
       return "reset by the operator";
+    case Why::HealthCheckPassed:
+      return "an endpoint passed " + n(r.a) + "/" + n(r.b) + " health checks: trial calls allowed";
   }
   return "unknown";
 }

@@ -17,6 +17,7 @@ enum class Why : uint8_t {
   TrialsSucceeded,      // a = successes, b = required
   Forced,               // the operator: to the state in `to`
   Reset,                // the operator: back to closed, counts and backoff cleared
+  HealthCheckPassed,    // a = checks passed in a row, b = healthy_threshold
 };
 
 constexpr const char* to_string(Why w) noexcept {
@@ -29,6 +30,7 @@ constexpr const char* to_string(Why w) noexcept {
     case Why::TrialsSucceeded: return "trials_succeeded";
     case Why::Forced: return "forced";
     case Why::Reset: return "reset";
+    case Why::HealthCheckPassed: return "health_check_passed";
   }
   return "unknown";
 }

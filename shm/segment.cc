@@ -34,6 +34,7 @@ void store_name(char* to, std::string_view name) noexcept {
 }
 
 uint32_t series_for(uint32_t max_breakers) noexcept { return 2 * max_breakers; }
+uint32_t endpoints_for(uint32_t max_breakers) noexcept { return 4 * max_breakers; }
 
 uint64_t round_up(uint64_t n) noexcept { return (n + 63) / 64 * 64; }
 
@@ -46,8 +47,12 @@ uint64_t series_offset(uint32_t max_breakers) noexcept {
   return kHeaderBytes + uint64_t{max_breakers} * sizeof(BreakerSlot);
 }
 
-uint64_t blocks_offset(uint32_t max_breakers) noexcept {
+uint64_t endpoints_offset(uint32_t max_breakers) noexcept {
   return round_up(series_offset(max_breakers) + uint64_t{series_for(max_breakers)} * sizeof(SeriesName));
+}
+
+uint64_t blocks_offset(uint32_t max_breakers) noexcept {
+  return round_up(endpoints_offset(max_breakers) + uint64_t{endpoints_for(max_breakers)} * sizeof(EndpointHealth));
 }
 
 // Open addressing over a table of `cap` entries whose claim word is `in_use(i)`: 0 free, 1 being
@@ -87,6 +92,7 @@ void Segment::layout(void* base, uint32_t max_breakers, bool initialize) {
   header_ = static_cast<SegmentHeader*>(base);
   slots_ = reinterpret_cast<BreakerSlot*>(static_cast<char*>(base) + kHeaderBytes);
   series_ = reinterpret_cast<SeriesName*>(static_cast<char*>(base) + series_offset(max_breakers));
+  endpoints_ = reinterpret_cast<EndpointHealth*>(static_cast<char*>(base) + endpoints_offset(max_breakers));
   blocks_ = static_cast<char*>(base) + blocks_offset(max_breakers);
   if (!initialize) return;
   // The series table and the stats blocks are all zeros, as the kernel hands new pages over:
@@ -98,6 +104,8 @@ void Segment::layout(void* base, uint32_t max_breakers, bool initialize) {
   header_->max_series = series_for(max_breakers);
   header_->worker_blocks = kWorkerBlocks;
   header_->block_bytes = block_bytes_for(max_breakers);
+  header_->max_endpoints = endpoints_for(max_breakers);
+  header_->endpoint_bytes = sizeof(EndpointHealth);
   header_->layout_version = kLayoutVersion;
   std::atomic_thread_fence(std::memory_order_release);
   header_->magic = kMagic;  // last: a half-initialized segment never looks valid
@@ -130,7 +138,8 @@ Result<std::unique_ptr<Segment>> Segment::open(const std::string& name, uint32_t
         if (h->magic != kMagic) {
           problem = "it is not a fusebox segment (or was never finished)";
         } else if (h->layout_version != kLayoutVersion || h->slot_bytes != sizeof(BreakerSlot) ||
-                   h->block_bytes != block_bytes_for(h->max_breakers) || h->worker_blocks != kWorkerBlocks) {
+                   h->block_bytes != block_bytes_for(h->max_breakers) || h->worker_blocks != kWorkerBlocks ||
+                   h->endpoint_bytes != sizeof(EndpointHealth)) {
           problem = "layout version " + std::to_string(h->layout_version) + ", this binary expects " +
                     std::to_string(kLayoutVersion);
         } else if (h->max_breakers != max_breakers) {
@@ -230,6 +239,26 @@ Result<uint32_t> Segment::find_or_add_series(std::string_view listener, std::str
   if (i < 0)
     return Error{"metric series table full: " + std::to_string(cap) +
                  " listener-cluster pairs; raise shm.max_breakers (the table holds twice as many)"};
+  return static_cast<uint32_t>(i);
+}
+
+Result<uint32_t> Segment::find_or_add_endpoint(std::string_view cluster, std::string_view endpoint) {
+  if (cluster.empty() || cluster.size() >= sizeof(EndpointHealth::cluster) || endpoint.empty() ||
+      endpoint.size() >= sizeof(EndpointHealth::endpoint))
+    return Error{"endpoint \"" + std::string(endpoint) + "\" of cluster \"" + std::string(cluster) +
+                 "\": the name is too long for the segment (127 characters at most)"};
+  const uint32_t cap = header_->max_endpoints;
+  const uint64_t hash = fnv1a(cluster) * 31 + fnv1a(endpoint);
+  const int64_t i = find_or_claim(
+      hash, cap, [&](uint32_t j) -> std::atomic<uint32_t>& { return endpoints_[j].in_use; },
+      [&](uint32_t j) { return name_is(endpoints_[j].cluster, cluster) && name_is(endpoints_[j].endpoint, endpoint); },
+      [&](uint32_t j) {
+        store_name(endpoints_[j].cluster, cluster);
+        store_name(endpoints_[j].endpoint, endpoint);
+      });
+  if (i < 0)
+    return Error{"endpoint table full: " + std::to_string(cap) +
+                 " checked endpoints; raise shm.max_breakers (the table holds four times as many)"};
   return static_cast<uint32_t>(i);
 }
 

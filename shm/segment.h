@@ -1,7 +1,7 @@
 // shm/segment.h: the named shared-memory segment of one fusebox instance: a versioned header, a
 // fixed table of breaker slots found by name (open addressing) or by an index resolved once at
 // config load, a table of metric series named the same way, and one stats block per worker
-// (see worker_stats.h). Created by the master before it forks; the workers inherit the mapping. It
+// (see worker_stats.h), and the health of every checked endpoint (endpoint_health.h). Created by the master before it forks; the workers inherit the mapping. It
 // outlives the processes: a respawned worker, or a restarted fusebox with the same name, finds
 // every breaker where it was. A segment of another layout version is refused, and the caller may
 // recreate it.
@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "shm/breaker_slot.h"
+#include "shm/endpoint_health.h"
 #include "shm/result.h"
 #include "shm/worker_stats.h"
 
@@ -23,7 +24,7 @@ class mapped_region;
 namespace fusebox::shm {
 
 constexpr uint64_t kMagic = 0x66757365626f7831;  // "fusebox1"
-constexpr uint32_t kLayoutVersion = 2;
+constexpr uint32_t kLayoutVersion = 3;
 // Stats blocks: enough for 32 workers and the 32 of a reload's old generation still draining.
 constexpr uint32_t kWorkerBlocks = 64;
 
@@ -36,6 +37,8 @@ struct SegmentHeader {
   uint32_t max_series;
   uint32_t worker_blocks;
   uint64_t block_bytes;  // one worker's stats block
+  uint32_t max_endpoints;
+  uint32_t endpoint_bytes;  // sizeof(EndpointHealth)
 };
 
 class Segment {
@@ -71,6 +74,10 @@ class Segment {
   // the table (2 × max_breakers) is full.
   Result<uint32_t> find_or_add_series(std::string_view listener, std::string_view cluster);
   uint32_t series_capacity() const noexcept { return header_->max_series; }
+  // The health entry of `endpoint` ("host:port") of `cluster`, claimed if new (then up). Error when
+  // the table (4 × max_breakers) is full.
+  Result<uint32_t> find_or_add_endpoint(std::string_view cluster, std::string_view endpoint);
+  EndpointHealth& endpoint(uint32_t index) noexcept { return endpoints_[index]; }
   // Worker stats block i < kWorkerBlocks.
   WorkerBlock worker(uint32_t index) noexcept;
   Opened opened() const noexcept { return opened_; }
@@ -89,6 +96,7 @@ class Segment {
   SegmentHeader* header_ = nullptr;
   BreakerSlot* slots_ = nullptr;
   SeriesName* series_ = nullptr;
+  EndpointHealth* endpoints_ = nullptr;
   char* blocks_ = nullptr;
   std::string name_;
   Opened opened_ = Opened::Created;

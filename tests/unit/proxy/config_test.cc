@@ -304,13 +304,59 @@ TEST_CASE("access_log is off, stdout, stderr or a file path, but not a YAML bool
 TEST_CASE("keys of features still to come are accepted and ignored") {
   const Config c = load(kBase + R"(    retry: {attempts: 3}
     bulkhead: {max_concurrent: 10}
-    health_check: {path: /healthz}
     cache: {ttl: 5s}
     dead_letter: {path: /var/lib/fusebox}
 redis:
   address: 127.0.0.1:6379
 )");
   CHECK(c.clusters.size() == 1);
+}
+
+TEST_CASE("health_check: off unless given; every key with its default; path required") {
+  CHECK_FALSE(load(kBase).clusters.at(0).health_check.enabled);
+  const HealthCheckConfig d = load(kBase + "    health_check: {path: /healthz}\n").clusters.at(0).health_check;
+  CHECK(d.enabled);
+  CHECK(d.path == "/healthz");
+  CHECK(d.host.empty());
+  CHECK(d.interval == Millis{1000});
+  CHECK(d.timeout == Millis{1000});
+  CHECK(d.healthy_threshold == 2);
+  CHECK(d.unhealthy_threshold == 2);
+  CHECK(d.is_expected(200));
+  CHECK(d.is_expected(399));
+  CHECK_FALSE(d.is_expected(404));
+  const HealthCheckConfig k = load(kBase + R"(    health_check:
+      path: /ready?deep=1
+      host: payments.internal
+      interval: 250ms
+      timeout: 100ms
+      healthy_threshold: 1
+      unhealthy_threshold: 3
+      expected_statuses: [200, 204]
+)").clusters.at(0).health_check;
+  CHECK(k.path == "/ready?deep=1");
+  CHECK(k.host == "payments.internal");
+  CHECK(k.interval == Millis{250});
+  CHECK(k.timeout == Millis{100});
+  CHECK(k.healthy_threshold == 1);
+  CHECK(k.unhealthy_threshold == 3);
+  CHECK(k.is_expected(204));
+  CHECK_FALSE(k.is_expected(201));
+
+  CHECK(only_error(kBase + "    health_check: {interval: 1s}\n") ==
+        "fusebox.yaml:10: clusters[0] (payments).health_check.path: missing; a health check needs the path to GET "
+        "(e.g. path: /health)");
+  CHECK(only_error(kBase + "    health_check: {path: health}\n") ==
+        R"(fusebox.yaml:10: clusters[0] (payments).health_check.path: "health" is not a path: write it from its "/" (/health))");
+  CHECK(only_error(kBase + "    health_check: {path: /a b}\n") ==
+        R"(fusebox.yaml:10: clusters[0] (payments).health_check.path: "/a b" holds a space or a control or non-ASCII byte; percent-encode it)");
+  CHECK(only_error(kBase + "    health_check: {path: /h, interval: 0}\n").find("health_check.interval") !=
+        std::string::npos);
+  CHECK(only_error(kBase + "    health_check: {path: /h, healthy_threshold: 0}\n") ==
+        R"(fusebox.yaml:10: clusters[0] (payments).health_check.healthy_threshold: "0" is not a number from 1 to 100)");
+  CHECK(only_error(kBase + "    health_check: {path: /h, expected_statuses: []}\n") ==
+        "fusebox.yaml:10: clusters[0] (payments).health_check.expected_statuses: at least one status is required");
+  CHECK(only_error(kBase + "    health_check: {path: /h, intervall: 1s}\n").find("did you mean") != std::string::npos);
 }
 
 // ---- the loader: the shape and line of every error ----
