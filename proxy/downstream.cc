@@ -167,10 +167,15 @@ void Downstream::on_client_eof(int status) noexcept {
   }
   if (reading_) uv_read_stop(stream());
   reading_ = false;
-  // A client that half-closes after a whole request still wants its response (RFC 9112 §9.6);
-  // anything else (a reset, a request cut short, a tunnel) ends the connection now.
+  // A client that half-closes after a whole request still wants its response (RFC 9112 §9.6),
+  // and a tunnel carries the other direction on after a FIN; anything else (a reset, a request
+  // cut short) ends the connection now.
   if (phase_ == Phase::Exchange && request_done_ && status == UV_EOF) {
     close_after_ = true;
+    return;
+  }
+  if (phase_ == Phase::Tunnel && status == UV_EOF) {
+    on_tunnel_progress();
     return;
   }
   close();
@@ -220,6 +225,7 @@ void Downstream::begin_request() noexcept {
   headers_done_ = request_done_ = request_sent_ = head_sent_ = upstream_ready_ = false;
   response_started_ = response_head_written_ = response_done_ = retried_ = false;
   body_too_big_ = keep_alive_ = upgrade_ = head_request_ = false;
+  tunnel_client_shut_ = tunnel_shutting_ = false;
   status_ = 0;
   failure_ = Failure::Count;
   body_bytes_ = response_bytes_ = 0;
@@ -405,6 +411,10 @@ void Downstream::forward() noexcept {
     if (rc == 1) return;  // on_upstream_written goes on
     reclaim();
   }
+  if (phase_ == Phase::Tunnel) {
+    on_tunnel_progress();  // all written at once: a FIN from the client may follow it now
+    return;
+  }
   request_written();
 }
 
@@ -415,7 +425,34 @@ void Downstream::on_upstream_written(int status) noexcept {
   }
   reclaim();
   forward();
+  if (phase_ == Phase::Tunnel) on_tunnel_progress();
   if (phase_ != Phase::Closed) update_reading();
+}
+
+// A tunnel ends when both directions have: each FIN is passed on once every byte before it was
+// written, and the connections close when both FINs went through.
+void Downstream::on_tunnel_progress() noexcept {
+  if (phase_ != Phase::Tunnel) return;
+  if (up_ == nullptr) {
+    close();
+    return;
+  }
+  if (client_eof_ && fwd_ == len_ && !up_->writing() && !up_->write_shut()) up_->shutdown_write();
+  if (up_ == nullptr) return;  // shutdown_write failed: everything closed
+  if (up_->eof() && !writing() && !tunnel_client_shut_ && !tunnel_shutting_) {
+    shutdown_req_.data = this;
+    if (uv_shutdown(&shutdown_req_, stream(), on_shutdown) != 0) {
+      release_upstream();
+      close();
+      return;
+    }
+    ref();  // the request points at us until its callback
+    tunnel_shutting_ = true;
+  }
+  if (client_eof_ && up_->write_shut() && up_->eof() && tunnel_client_shut_) {
+    release_upstream();
+    close();
+  }
 }
 
 void Downstream::upstream_write_failed(int status) noexcept {
@@ -615,8 +652,8 @@ Flow Downstream::on_tunnel_ready() noexcept {
   log_access();
   const Flow head = send_response(nullptr, 0, nullptr);
   if (head == Flow::Aborted) return head;
-  // Bytes the client sent after its upgrade request belong to the tunnel.
-  fwd_ = pos_;
+  // Bytes the client sent after its upgrade request belong to the tunnel, after whatever of the
+  // request's own body was not written yet (fwd_ stays where the request left off).
   forward();
   update_reading();
   return head;
@@ -639,6 +676,7 @@ void Downstream::on_write_done(int status) noexcept {
   if (resume_upstream_) {
     resume_upstream_ = false;
     if (up_ != nullptr) up_->resume();
+    on_tunnel_progress();
     return;
   }
   if (finish_on_write_) {
@@ -684,9 +722,19 @@ void Downstream::linger() noexcept {
 
 // Our FIN is queued behind the last response. Once the client has acknowledged every byte
 // (nothing left in the kernel's send queue), a reset can no longer destroy anything: close.
-void Downstream::on_shutdown(uv_shutdown_t* req, int) noexcept {
+void Downstream::on_shutdown(uv_shutdown_t* req, int status) noexcept {
   auto* self = static_cast<Downstream*>(req->data);
   if (self->phase_ == Phase::Lingering) self->linger_check();
+  if (self->phase_ == Phase::Tunnel) {
+    self->tunnel_shutting_ = false;
+    self->tunnel_client_shut_ = true;
+    if (status < 0) {
+      self->release_upstream();
+      self->close();
+    } else {
+      self->on_tunnel_progress();
+    }
+  }
   self->unref();
 }
 

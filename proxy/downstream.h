@@ -62,6 +62,9 @@ class Downstream final : public Conn, private HeadParser {
   Flow on_response_complete(bool informational) noexcept;
   void on_response_aborted(const char* why) noexcept;
   void on_upstream_written(int status) noexcept;
+  // Tunnel half-closes: the upstream sent FIN; a FIN we sent either way completed.
+  void on_tunnel_upstream_eof() noexcept { on_tunnel_progress(); }
+  void on_tunnel_progress() noexcept;
   // The upstream switched protocols: Blocked if the 101 head is still being written (the upstream
   // then waits for resume() before it hands over tunnel bytes).
   Flow on_tunnel_ready() noexcept;
@@ -193,6 +196,8 @@ class Downstream final : public Conn, private HeadParser {
   bool finish_on_write_ = false;  // the pending write ends the response
   bool interim_ = false;          // resp_out_ holds a 1xx head to write
   bool drive_ = false;            // a request head may be waiting in the buffer
+  bool tunnel_client_shut_ = false;  // tunnel: our FIN to the client went out (after every byte)
+  bool tunnel_shutting_ = false;     // ... is on its way
   bool driving_ = false;
 };
 

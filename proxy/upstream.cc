@@ -31,6 +31,7 @@ int Upstream::connect(uv_loop_t* loop, const sockaddr* address, size_t endpoint,
   state_ = State::Connecting;
   down_ = d;
   exchanges_ = 0;
+  eof_ = write_shut_ = false;
   len_ = pos_ = 0;
   reading_ = false;
   connect_req_.data = this;
@@ -156,7 +157,7 @@ void Upstream::fail(Failure failure, const char* detail) noexcept {
 
 void Upstream::update_reading() noexcept {
   const bool want = state_ == State::Idle ||
-                    ((state_ == State::Busy || state_ == State::Tunnel) && !blocked_ && len_ < cap_);
+                    ((state_ == State::Busy || (state_ == State::Tunnel && !eof_)) && !blocked_ && len_ < cap_);
   if (want && !reading_) {
     uv_read_start(stream(), on_alloc, on_read);
   } else if (!want && reading_) {
@@ -196,6 +197,14 @@ void Upstream::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) noex
 void Upstream::on_eof(int status) noexcept {
   if (state_ == State::Tunnel) {
     Downstream* d = down_;
+    if (status == UV_EOF && d != nullptr) {
+      // A half-close: the other direction may still carry bytes (RFC 9110 §7.8 makes the tunnel
+      // the two peers' business). The client gets our FIN once it has every byte before it.
+      eof_ = true;
+      update_reading();
+      d->on_tunnel_upstream_eof();
+      return;
+    }
     close();
     if (d != nullptr) d->on_response_aborted("upstream closed the tunnel");
     return;
@@ -215,6 +224,33 @@ void Upstream::on_eof(int status) noexcept {
   Downstream* d = down_;
   close();
   if (d != nullptr) d->on_response_aborted(status == UV_EOF ? "upstream closed mid-response" : uv_strerror(status));
+}
+
+void Upstream::shutdown_write() noexcept {
+  if (state_ != State::Tunnel || write_shut_ || writing()) return;
+  shutdown_req_.data = this;
+  if (uv_shutdown(&shutdown_req_, stream(), on_shutdown) != 0) {
+    Downstream* d = down_;
+    close();
+    if (d != nullptr) d->on_response_aborted("cannot half-close the tunnel to the upstream");
+    return;
+  }
+  ref();  // the request points at us until its callback
+}
+
+void Upstream::on_shutdown(uv_shutdown_t* req, int status) noexcept {
+  auto* self = static_cast<Upstream*>(req->data);
+  if (self->state_ == State::Tunnel) {
+    self->write_shut_ = true;
+    Downstream* d = self->down_;
+    if (status < 0) {
+      self->close();
+      if (d != nullptr) d->on_response_aborted("cannot half-close the tunnel to the upstream");
+    } else if (d != nullptr) {
+      d->on_tunnel_progress();
+    }
+  }
+  self->unref();
 }
 
 void Upstream::process_tunnel() noexcept {

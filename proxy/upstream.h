@@ -58,6 +58,11 @@ class Upstream final : public Conn, private HeadParser {
   void make_idle() noexcept;
   // Closes the connection (from the pool: idle timeout, drain, too many idle).
   void close() noexcept;
+  // In a tunnel: the client sent FIN and every byte of it was written here; pass the FIN on
+  // (the upstream may still answer: a half-closed tunnel carries the other direction on).
+  void shutdown_write() noexcept;
+  bool eof() const noexcept { return eof_; }  // the upstream sent FIN (in a tunnel)
+  bool write_shut() const noexcept { return write_shut_; }
 
   State state() const noexcept { return state_; }
   bool reused() const noexcept { return exchanges_ > 0; }
@@ -87,6 +92,7 @@ class Upstream final : public Conn, private HeadParser {
   bool finish_message() noexcept;
   void fail(Failure failure, const char* detail) noexcept;
   void on_eof(int status) noexcept;
+  static void on_shutdown(uv_shutdown_t* req, int status) noexcept;
   void update_reading() noexcept;
   void start_response() noexcept;
 
@@ -114,6 +120,9 @@ class Upstream final : public Conn, private HeadParser {
   bool upgraded_ = false;
   bool parse_empty_ = false;  // a bodiless message completes on an execute of zero bytes
   bool blocked_ = false;
+  bool eof_ = false;         // tunnel: FIN from the upstream
+  bool write_shut_ = false;  // tunnel: our FIN to the upstream went out
+  uv_shutdown_t shutdown_req_{};
   bool reading_ = false;
 };
 
