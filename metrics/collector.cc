@@ -145,7 +145,6 @@ std::vector<MetricFamily> Collector::Collect() const {
   for (size_t i = 0; i < scope_.clusters.size(); ++i) {
     const std::string& name = scope_.clusters[i].name;
     const ClusterSum& sum = clusters[i];
-    const shm::BreakerSlot& slot = segment_.slot(scope_.clusters[i].slot);
 
     ClientMetric h;
     h.label = {{"cluster", name}};
@@ -163,22 +162,6 @@ std::vector<MetricFamily> Collector::Collect() const {
     h.histogram.sample_count = cumulative;
     duration.metric.push_back(std::move(h));
 
-    const shm::State now = shm::StateWord(slot.state_word.load(std::memory_order_acquire)).state();
-    for (int s = 0; s < shm::kStates; ++s) {
-      const auto st = static_cast<shm::State>(s);
-      add_gauge(state, {{"cluster", name}, {"state", shm::to_string(st)}}, st == now ? 1 : 0);
-    }
-    for (int from = 0; from < shm::kStates; ++from) {
-      for (int to = 0; to < shm::kStates; ++to) {
-        const uint64_t n = slot.transitions_total[from][to].load(std::memory_order_relaxed);
-        if (n == 0) continue;
-        add_counter(transitions,
-                    {{"cluster", name},
-                     {"from", shm::to_string(static_cast<shm::State>(from))},
-                     {"to", shm::to_string(static_cast<shm::State>(to))}},
-                    static_cast<double>(n));
-      }
-    }
     for (int r = 0; r < shm::kRejectReasons; ++r)
       add_counter(rejected, {{"cluster", name}, {"reason", shm::to_string(static_cast<shm::RejectReason>(r))}},
                   static_cast<double>(sum.rejected[r]));
@@ -188,6 +171,32 @@ std::vector<MetricFamily> Collector::Collect() const {
     add_counter(up_reuses, {{"cluster", name}}, static_cast<double>(sum.reuses));
     add_counter(up_out, {{"cluster", name}}, static_cast<double>(sum.bytes_sent));
     add_counter(up_in, {{"cluster", name}}, static_cast<double>(sum.bytes_received));
+  }
+
+  // The breakers: every cluster's, then the routes' own (labelled with their route too).
+  for (const Scope::Breaker& b : scope_.breakers) {
+    const shm::BreakerSlot& slot = segment_.slot(b.slot);
+    auto labels = [&b](std::initializer_list<ClientMetric::Label> more) {
+      std::vector<ClientMetric::Label> l{{"cluster", b.cluster}};
+      if (!b.route.empty()) l.push_back({"route", b.route});
+      l.insert(l.end(), more);
+      return l;
+    };
+    const shm::State now = shm::StateWord(slot.state_word.load(std::memory_order_acquire)).state();
+    for (int s = 0; s < shm::kStates; ++s) {
+      const auto st = static_cast<shm::State>(s);
+      add_gauge(state, labels({{"state", shm::to_string(st)}}), st == now ? 1 : 0);
+    }
+    for (int from = 0; from < shm::kStates; ++from) {
+      for (int to = 0; to < shm::kStates; ++to) {
+        const uint64_t n = slot.transitions_total[from][to].load(std::memory_order_relaxed);
+        if (n == 0) continue;
+        add_counter(transitions,
+                    labels({{"from", shm::to_string(static_cast<shm::State>(from))},
+                            {"to", shm::to_string(static_cast<shm::State>(to))}}),
+                    static_cast<double>(n));
+      }
+    }
   }
 
   auto endpoint_up = family("fusebox_endpoint_up",

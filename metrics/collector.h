@@ -27,6 +27,12 @@ struct Scope {
     uint32_t index = 0;
   };
   std::vector<Cluster> clusters;
+  struct Breaker {
+    std::string cluster;
+    std::string route;  // "" for the cluster's own breaker
+    uint32_t slot = 0;
+  };
+  std::vector<Breaker> breakers;  // the clusters', then the routes' own
   std::vector<Series> series;  // each listener's own first, then its listener × cluster pairs, no duplicates
   struct Endpoint {
     std::string cluster;

@@ -75,16 +75,52 @@ std::optional<AdminResponse> refuse_unless_authorized(ControlPlane& control, con
   return std::nullopt;
 }
 
-int cluster_index(const Config& config, std::string_view name) {
+// A breaker of the running config: a cluster's, or a route's own.
+struct BreakerRef {
+  const std::string* name;     // what the API calls it: the cluster's name, or the route's
+  size_t cluster;              // index into Config::clusters
+  const Route* route;          // null for a cluster's breaker
+  const BreakerConfig* config;
+  uint32_t slot;
+};
+
+// Every breaker: the clusters' in config order, then the routes' own.
+std::vector<BreakerRef> all_breakers(ControlPlane& control) {
+  const Config& config = control.config();
+  const SegmentIndex& index = control.segment_index();
+  std::vector<BreakerRef> out;
   for (size_t i = 0; i < config.clusters.size(); ++i)
-    if (config.clusters[i].name == name) return static_cast<int>(i);
-  return -1;
+    out.push_back({&config.clusters[i].name, i, nullptr, &config.clusters[i].breaker, index.breaker_slots[i]});
+  for (size_t l = 0; l < config.listeners.size(); ++l) {
+    for (size_t r = 0; r < config.listeners[l].routes.size(); ++r) {
+      const Route& route = config.listeners[l].routes[r];
+      if (route.own_breaker)
+        out.push_back({&route.name, route.cluster_index, &route, &route.breaker, index.route_breakers[l][r]});
+    }
+  }
+  return out;
 }
 
-Json breaker_json(ControlPlane& control, size_t cluster, bool detailed) {
-  const ClusterConfig& c = control.config().clusters[cluster];
-  shm::BreakerSlot& slot = control.segment().slot(control.segment_index().breaker_slots[cluster]);
-  const shm::Breaker breaker(slot, c.breaker.policy);
+std::optional<BreakerRef> find_breaker(ControlPlane& control, std::string_view name) {
+  for (const BreakerRef& b : all_breakers(control))
+    if (*b.name == name) return b;
+  return std::nullopt;
+}
+
+// The breaker's settings as the config file writes them.
+Json breaker_config_json(ControlPlane& control, const BreakerRef& b) {
+  const Json config = config_to_json(control.config());
+  if (b.route == nullptr) return config["clusters"][b.cluster]["breaker"];
+  for (const Json& l : config["listeners"])
+    for (const Json& r : l["routes"])
+      if (r.contains("name") && r["name"] == *b.name && r.contains("breaker")) return r["breaker"];
+  return Json(nullptr);
+}
+
+Json breaker_json(ControlPlane& control, const BreakerRef& b, bool detailed) {
+  const ClusterConfig& c = control.config().clusters[b.cluster];
+  shm::BreakerSlot& slot = control.segment().slot(b.slot);
+  const shm::Breaker breaker(slot, b.config->policy);
   const int64_t now = shm::MonotonicClock().now_ns();
   const shm::StateWord word = breaker.word();
   const shm::WindowCounts w = breaker.window(now);
@@ -93,6 +129,7 @@ Json breaker_json(ControlPlane& control, size_t cluster, bool detailed) {
 
   Json j;
   j["cluster"] = c.name;
+  if (b.route != nullptr) j["route"] = *b.name;  // a route's own breaker: GET /admin/breakers/{route}
   j["state"] = shm::to_string(word.state());
   j["generation"] = word.generation();
   j["window"] = {{"calls", w.calls},
@@ -110,11 +147,10 @@ Json breaker_json(ControlPlane& control, size_t cluster, bool detailed) {
   j["since"] = entered_known ? Json(wall_time(slot.entered_ns.load(std::memory_order_relaxed))) : Json(nullptr);
   j["last_reason"] = transitions.empty() ? Json(nullptr) : Json(shm::describe(transitions.back().reason));
   if (!detailed) return j;
-  j["config"] = config_to_json(control.config())["clusters"][cluster]["breaker"];
-  if (cluster < control.segment_index().endpoint_health.size() &&
-      !control.segment_index().endpoint_health[cluster].empty()) {
+  j["config"] = breaker_config_json(control, b);
+  if (!control.segment_index().endpoint_health[b.cluster].empty()) {
     Json endpoints = Json::array();
-    const auto& entries = control.segment_index().endpoint_health[cluster];
+    const auto& entries = control.segment_index().endpoint_health[b.cluster];
     for (size_t e = 0; e < entries.size(); ++e) {
       const shm::EndpointHealth& h = control.segment().endpoint(entries[e]);
       endpoints.push_back({{"endpoint", c.endpoints[e].to_string()},
@@ -137,10 +173,9 @@ Json breaker_json(ControlPlane& control, size_t cluster, bool detailed) {
   return j;
 }
 
-AdminResponse breaker_action(ControlPlane& control, size_t cluster, std::string_view action) {
-  const ClusterConfig& c = control.config().clusters[cluster];
-  shm::BreakerSlot& slot = control.segment().slot(control.segment_index().breaker_slots[cluster]);
-  shm::Breaker breaker(slot, c.breaker.policy);
+AdminResponse breaker_action(ControlPlane& control, const BreakerRef& b, std::string_view action) {
+  shm::BreakerSlot& slot = control.segment().slot(b.slot);
+  shm::Breaker breaker(slot, b.config->policy);
   const shm::State before = breaker.state();
   const int64_t now = shm::MonotonicClock().now_ns();
   if (action == "open") {
@@ -158,34 +193,34 @@ AdminResponse breaker_action(ControlPlane& control, size_t cluster, std::string_
     message.append(action).append("\" is not an action: open, close, reset, disable or metrics-only");
     return admin_error(404, "unknown_action", message);
   }
-  FB_LOG(Warn, "breaker %s: %s -> %s: %.*s through the admin API", c.name.c_str(), shm::to_string(before),
+  FB_LOG(Warn, "breaker %s: %s -> %s: %.*s through the admin API", b.name->c_str(), shm::to_string(before),
          shm::to_string(breaker.state()), static_cast<int>(action.size()), action.data());
-  Json j = breaker_json(control, cluster, false);
+  Json j = breaker_json(control, b, false);
   j["action"] = action;
   return json_answer(200, j);
 }
 
 AdminResponse breakers(ControlPlane& control, const AdminRequest& req, std::string_view rest) {
-  const Config& config = control.config();
   if (rest.empty()) {
     if (req.method != "GET") return method_not_allowed("GET");
     Json list = Json::array();
-    for (size_t i = 0; i < config.clusters.size(); ++i) list.push_back(breaker_json(control, i, false));
+    for (const BreakerRef& b : all_breakers(control)) list.push_back(breaker_json(control, b, false));
     return json_answer(200, Json{{"breakers", std::move(list)}});
   }
   const size_t slash = rest.find('/');
   const std::string_view name = rest.substr(0, slash);
-  const int cluster = cluster_index(config, name);
-  if (cluster < 0)
-    return admin_error(404, "unknown_cluster", std::string("no cluster is named \"").append(name).append("\""));
+  const auto b = find_breaker(control, name);
+  if (!b)
+    return admin_error(404, "unknown_cluster",
+                       std::string("no cluster is named \"").append(name).append("\""));
   if (slash == std::string_view::npos) {
     if (req.method != "GET") return method_not_allowed("GET");
-    return json_answer(200, breaker_json(control, static_cast<size_t>(cluster), true));
+    return json_answer(200, breaker_json(control, *b, true));
   }
   const std::string_view action = rest.substr(slash + 1);
   if (req.method != "POST") return method_not_allowed("POST");
   if (auto refused = refuse_unless_authorized(control, req)) return *refused;
-  return breaker_action(control, static_cast<size_t>(cluster), action);
+  return breaker_action(control, *b, action);
 }
 
 AdminResponse config_path(ControlPlane& control, const AdminRequest& req) {

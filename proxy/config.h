@@ -27,23 +27,6 @@ struct HostPort {
   std::string to_string() const;  // back to "host:port" / "[v6]:port"
 };
 
-struct Route {
-  std::string prefix = "/";  // matched against the request path, longest prefix first
-  std::string host;          // empty: any Host; else exact match, case-insensitive, port ignored
-  std::string cluster;       // name, as written
-  size_t cluster_index = 0;  // resolved at load: index into Config::clusters
-};
-
-struct ListenerConfig {
-  std::string name;
-  HostPort address;
-  std::vector<Route> routes;  // sorted at load: host-specific first, then longest prefix first
-  Millis idle_timeout{60'000};    // a keep-alive connection with no request in flight is closed
-  Millis header_timeout{10'000};  // the whole request head must arrive within this (slowloris): 408
-  uint32_t max_header_bytes = 16 * 1024;  // request line + headers; more is answered 431
-  uint64_t max_body_bytes = 0;            // request body limit, 0 = none; more is answered 413
-};
-
 // Which upstream answers count as failures for the breaker, besides connect errors, resets and
 // timeouts (always failures). Default: 500-599. 4xx is the caller's fault: a success.
 struct StatusRange {
@@ -59,6 +42,29 @@ struct BreakerConfig {
       if (status >= r.first && status <= r.last) return true;
     return false;
   }
+};
+
+// A route sends to a cluster; with `breaker:` it has a breaker of its own (named by the route's
+// `name`), so that one failing path of a dependency (a slow /reports) does not open the breaker
+// every other path of it (/charges) goes through. Its settings start from the cluster's breaker.
+struct Route {
+  std::string prefix = "/";  // matched against the request path, longest prefix first
+  std::string host;          // empty: any Host; else exact match, case-insensitive, port ignored
+  std::string cluster;       // name, as written
+  size_t cluster_index = 0;  // resolved at load: index into Config::clusters
+  std::string name;          // optional; required with a breaker of its own
+  bool own_breaker = false;
+  BreakerConfig breaker;     // own_breaker: this route's; else unused
+};
+
+struct ListenerConfig {
+  std::string name;
+  HostPort address;
+  std::vector<Route> routes;  // sorted at load: host-specific first, then longest prefix first
+  Millis idle_timeout{60'000};    // a keep-alive connection with no request in flight is closed
+  Millis header_timeout{10'000};  // the whole request head must arrive within this (slowloris): 408
+  uint32_t max_header_bytes = 16 * 1024;  // request line + headers; more is answered 431
+  uint64_t max_body_bytes = 0;            // request body limit, 0 = none; more is answered 413
 };
 
 // What a rejected request gets instead of the default 503 (when the breaker is open).

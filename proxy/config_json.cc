@@ -85,11 +85,15 @@ std::string access_log_text(const Config& config) {
   return "off";
 }
 
+Json breaker_json(const BreakerConfig& breaker);
+
 Json route_json(const Route& route) {
   Json out;
   out["prefix"] = route.prefix;
   if (!route.host.empty()) out["host"] = route.host;
   out["cluster"] = route.cluster;
+  if (!route.name.empty()) out["name"] = route.name;
+  if (route.own_breaker) out["breaker"] = breaker_json(route.breaker);
   return out;
 }
 

@@ -26,6 +26,9 @@
 //         - prefix: /                  #   longest prefix ("/" if not given; starts with "/")
 //           host: api.example.com      #   optional, case-insensitive, without a port
 //           cluster: payments          #   required: the name of a cluster below
+//           name: charges              #   optional, [A-Za-z0-9_.-]+, unique, not a cluster's name
+//           breaker: {...}             #   optional: a breaker of this route's own (needs name), the
+//                                      #   cluster's breaker settings with these on top
 //       idle_timeout: 60s
 //       header_timeout: 10s            # the whole request head, or 408
 //       max_header_bytes: 16KiB        # 1KiB..1MiB, or 431
@@ -142,7 +145,7 @@ constexpr std::string_view kShmKeys[] = {"name", "max_breakers"};
 constexpr std::string_view kListenerKeys[] = {"name",           "address",          "routes",
                                               "idle_timeout",   "header_timeout",   "max_header_bytes",
                                               "max_body_bytes"};
-constexpr std::string_view kRouteKeys[] = {"prefix", "host", "cluster"};
+constexpr std::string_view kRouteKeys[] = {"prefix", "host", "cluster", "name", "breaker"};
 constexpr std::string_view kClusterKeys[] = {"name",           "endpoints",       "connect_timeout",
                                              "response_header_timeout",           "request_timeout",
                                              "idle_timeout",   "dns_refresh",     "max_connections",
@@ -313,6 +316,7 @@ class Loader {
   void load_clusters(const Entry& clusters, Config& config);
   void load_listeners(const Fields& top, Config& config);
   void load_breaker(const Entry& entry, const std::string& path, BreakerConfig& breaker);
+  std::map<std::string, int> route_names_;  // route name -> its line: unique across listeners
   void load_failure_statuses(const Entry& entry, const std::string& path, BreakerConfig& breaker);
   void load_fallback(const Entry& entry, const std::string& path, FallbackConfig& fallback);
   void load_health_check(const Entry& entry, const std::string& path, HealthCheckConfig& check);
@@ -866,6 +870,31 @@ std::optional<Route> Loader::load_route(const YAML::Node& node, int line, const 
     return std::nullopt;
   }
   route.cluster_index = static_cast<size_t>(it - config.clusters.begin());
+  if (const Entry* name_entry = fields->find("name")) {
+    setting(*fields, "name", route.name, parse_name);
+    // A route's breaker is called by its name in the admin API, the logs and the segment, where
+    // clusters' breakers are called by theirs: one namespace.
+    if (!route.name.empty()) {
+      if (std::any_of(config.clusters.begin(), config.clusters.end(),
+                      [&](const ClusterConfig& c) { return c.name == route.name; }))
+        report(name_entry->value_line(), at(path, "name"),
+               quoted(route.name) + " is also a cluster's name; a route's name must differ from every cluster's");
+      const auto [seen, fresh] = route_names_.try_emplace(route.name, name_entry->value_line());
+      if (!fresh)
+        report(name_entry->value_line(), at(path, "name"),
+               quoted(route.name) + " is already the name of the route on line " + std::to_string(seen->second));
+    }
+  }
+  if (const Entry* breaker = fields->find("breaker")) {
+    route.own_breaker = true;
+    route.breaker = it->breaker;  // the cluster's settings, then the route's own on top
+    route.breaker.policy.mode = shm::Mode::Normal;
+    load_breaker(*breaker, at(path, "breaker"), route.breaker);
+    if (!fields->find("name"))
+      report(breaker->line, at(path, "breaker"),
+             "a route with a breaker of its own needs a name (name: charges), which the admin API and the "
+             "metrics call it by");
+  }
   if (problems_.size() != problems_before) return std::nullopt;
   return route;
 }

@@ -308,11 +308,20 @@ void Downstream::start_exchange() noexcept {
   series_ = &worker_->route_stats(listener_, *route);
   routed_ = true;
   const ClusterConfig& cluster = worker_->pool(cluster_).config();
+  if (const Route& r = config_->routes[*route]; r.own_breaker) {
+    breaker_slot_ = &worker_->route_breaker_slot(listener_, *route);
+    breaker_ = &r.breaker;
+    breaker_name_ = &r.name;
+  } else {
+    breaker_slot_ = &worker_->breaker_slot(cluster_);
+    breaker_ = &cluster.breaker;
+    breaker_name_ = &cluster.name;
+  }
 
   // The breaker decides before anything of the request goes anywhere: a rejected request never
   // touches the upstream or a pooled connection.
   {
-    shm::Breaker breaker(worker_->breaker_slot(cluster_), cluster.breaker.policy);
+    shm::Breaker breaker(*breaker_slot_, breaker_->policy);
     const int64_t now = worker_->now_ns();
     admission_ = breaker.admit(now);
     log_transition(breaker);
@@ -539,7 +548,7 @@ bool Downstream::on_response_head(const HttpHead& head, int status, bool close_d
   response_deadline_ms_ = 0;
   arm_timer();
   status_ = status;
-  record_outcome(worker_->pool(cluster_).config().breaker.is_failure_status(status));
+  record_outcome(breaker_->is_failure_status(status));
   *dechunk = http10;
   // Close after this response when the client or we want it, when part of the request was not
   // read (an early response), or when the body is delimited by closing (RFC 9112 §6.3).
@@ -791,8 +800,7 @@ bool Downstream::counts_against_upstream(Failure f) noexcept {
 void Downstream::record_outcome(bool failure, bool refused) noexcept {
   if (!breaker_pending_) return;
   breaker_pending_ = false;
-  const ClusterConfig& cluster = worker_->pool(cluster_).config();
-  shm::Breaker breaker(worker_->breaker_slot(cluster_), cluster.breaker.policy);
+  shm::Breaker breaker(*breaker_slot_, breaker_->policy);
   const int64_t now = worker_->now_ns();
   const int64_t duration_ns = now - call_start_ns_;
   breaker.record(admission_, {.failure = failure, .duration_ns = duration_ns, .refused = refused}, now,
@@ -807,7 +815,7 @@ void Downstream::record_outcome(bool failure, bool refused) noexcept {
 void Downstream::log_transition(const shm::Breaker& breaker) noexcept {
   if (!breaker.changed()) return;
   const shm::Transition& t = breaker.last_change();
-  FB_LOG(Warn, "breaker %s: %s -> %s: %s", worker_->pool(cluster_).config().name.c_str(), shm::to_string(t.from),
+  FB_LOG(Warn, "breaker %s: %s -> %s: %s", breaker_name_->c_str(), shm::to_string(t.from),
          shm::to_string(t.to), shm::describe(t.reason).c_str());
 }
 
@@ -864,7 +872,7 @@ void Downstream::reply_rejected(shm::State state) noexcept {
   release_upstream();
   close_after_ = !request_done_ || !keep_alive_ || draining_ || client_eof_ || upgrade_;
   char extra[256];
-  int n = std::snprintf(extra, sizeof extra, "x-fusebox-breaker: %s; state=%s\r\n", cluster.name.c_str(),
+  int n = std::snprintf(extra, sizeof extra, "x-fusebox-breaker: %s; state=%s\r\n", breaker_name_->c_str(),
                         state == shm::State::HalfOpen ? "half_open" : shm::to_string(state));
   if (admission_.retry_after_ns > 0) {
     const long long seconds = (admission_.retry_after_ns + 999'999'999) / 1'000'000'000;
@@ -882,7 +890,7 @@ void Downstream::reply_rejected(shm::State state) noexcept {
     resp_out_len_ = w.size();
   } else {
     status_ = info(Failure::BreakerOpen).status;
-    resp_out_len_ = format_error_response(resp_out_.get(), out_cap_, Failure::BreakerOpen, cluster.name,
+    resp_out_len_ = format_error_response(resp_out_.get(), out_cap_, Failure::BreakerOpen, *breaker_name_,
                                           {request_id_, request_id_len_}, close_after_, extra_headers);
   }
   send_own_response();
@@ -980,7 +988,7 @@ shm::RequestOutcome Downstream::outcome() const noexcept {
   if (failure_ == Failure::BreakerOpen || failure_ == Failure::UpstreamOverloaded) return O::Rejected;
   if (failure_ != Failure::Count) return counts_against_upstream(failure_) ? O::Failure : O::Error;
   if (!response_done_) return O::Cancelled;
-  if (routed_ && worker_->pool(cluster_).config().breaker.is_failure_status(status_)) return O::Failure;
+  if (routed_ && breaker_->is_failure_status(status_)) return O::Failure;
   return O::Success;
 }
 

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "proxy/config.h"
 #include "proxy/conn.h"
 #include "proxy/failure.h"
 #include "proxy/head_parser.h"
@@ -132,6 +133,10 @@ class Downstream final : public Conn, private HeadParser {
   Phase phase_ = Phase::Closed;
   Upstream* up_ = nullptr;
   size_t cluster_ = 0;
+  // The breaker this request answers to: the route's own, else the cluster's.
+  shm::BreakerSlot* breaker_slot_ = nullptr;
+  const BreakerConfig* breaker_ = nullptr;
+  const std::string* breaker_name_ = nullptr;
   // This request's metrics series: the listener's until a route matches, then the route's.
   shm::SeriesStats* series_ = nullptr;
   bool routed_ = false;

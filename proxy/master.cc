@@ -69,6 +69,20 @@ Result<void> Master::resolve_breakers(Generation& gen) {
     if (!slot) return Error{"cluster " + c.name + ": " + slot.error().message};
     gen.index.breaker_slots.push_back(slot.value());
   }
+  gen.index.route_breakers.clear();
+  for (const ListenerConfig& l : gen.config->listeners) {
+    std::vector<uint32_t> slots;
+    for (const Route& r : l.routes) {
+      if (!r.own_breaker) {
+        slots.push_back(SegmentIndex::kNone);
+        continue;
+      }
+      auto slot = segment_->find_or_add(r.name);
+      if (!slot) return Error{"route " + r.name + ": " + slot.error().message};
+      slots.push_back(slot.value());
+    }
+    gen.index.route_breakers.push_back(std::move(slots));
+  }
   return {};
 }
 
@@ -76,14 +90,26 @@ Result<void> Master::resolve_breakers(Generation& gen) {
 // breaker the config had forced before and no longer does is reset. A state forced through the
 // admin API stays, across restarts too.
 void Master::apply_modes(const Generation& gen) {
+  struct Named {
+    const std::string* name;
+    const BreakerConfig* config;
+    uint32_t slot;
+  };
+  std::vector<Named> all;
+  for (size_t i = 0; i < gen.config->clusters.size(); ++i)
+    all.push_back({&gen.config->clusters[i].name, &gen.config->clusters[i].breaker, gen.index.breaker_slots[i]});
+  for (size_t l = 0; l < gen.config->listeners.size(); ++l)
+    for (size_t r = 0; r < gen.config->listeners[l].routes.size(); ++r)
+      if (const Route& route = gen.config->listeners[l].routes[r]; route.own_breaker)
+        all.push_back({&route.name, &route.breaker, gen.index.route_breakers[l][r]});
   const shm::MonotonicClock clock;
-  for (size_t i = 0; i < gen.config->clusters.size(); ++i) {
-    const ClusterConfig& c = gen.config->clusters[i];
-    const uint32_t slot = gen.index.breaker_slots[i];
+  for (const Named& n : all) {
+    const BreakerConfig& c = *n.config;
+    const uint32_t slot = n.slot;
     shm::BreakerSlot& s = segment_->slot(slot);
-    shm::Breaker breaker(s, c.breaker.policy);
+    shm::Breaker breaker(s, c.policy);
     const int64_t now = clock.now_ns();
-    switch (c.breaker.policy.mode) {
+    switch (c.policy.mode) {
       case shm::Mode::ForcedOpen: breaker.force(shm::State::ForcedOpen, now, true); break;
       case shm::Mode::Disabled: breaker.force(shm::State::Disabled, now, true); break;
       case shm::Mode::MetricsOnly: breaker.force(shm::State::MetricsOnly, now, true); break;
@@ -91,7 +117,7 @@ void Master::apply_modes(const Generation& gen) {
         if (s.forced_by_config.load() != 0) breaker.reset(now);
         break;
     }
-    FB_LOG(Debug, "breaker %s: slot %u, %s", c.name.c_str(), slot, shm::to_string(breaker.state()));
+    FB_LOG(Debug, "breaker %s: slot %u, %s", n.name->c_str(), slot, shm::to_string(breaker.state()));
   }
 }
 
@@ -413,7 +439,14 @@ void Master::update_scope() {
   metrics::Scope scope;
   const Config& c = *current_->config;
   const SegmentIndex& index = current_->index;
-  for (size_t i = 0; i < c.clusters.size(); ++i) scope.clusters.push_back({c.clusters[i].name, index.breaker_slots[i]});
+  for (size_t i = 0; i < c.clusters.size(); ++i) {
+    scope.clusters.push_back({c.clusters[i].name, index.breaker_slots[i]});
+    scope.breakers.push_back({c.clusters[i].name, "", index.breaker_slots[i]});
+  }
+  for (size_t l = 0; l < c.listeners.size(); ++l)
+    for (size_t r = 0; r < c.listeners[l].routes.size(); ++r)
+      if (const Route& route = c.listeners[l].routes[r]; route.own_breaker)
+        scope.breakers.push_back({route.cluster, route.name, index.route_breakers[l][r]});
   for (size_t l = 0; l < c.listeners.size(); ++l) {
     scope.series.push_back({c.listeners[l].name, "", index.listener_series[l]});
     for (size_t r = 0; r < c.listeners[l].routes.size(); ++r) {

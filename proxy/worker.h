@@ -38,6 +38,10 @@ class Worker {
   shm::BreakerSlot& breaker_slot(size_t cluster) noexcept {
     return segment_->slot(segment_index_.breaker_slots[cluster]);
   }
+  // A route's own breaker, if it has one (see Route::own_breaker).
+  shm::BreakerSlot& route_breaker_slot(size_t listener, size_t route) noexcept {
+    return segment_->slot(segment_index_.route_breakers[listener][route]);
+  }
   // This worker's counters: of a listener, of a listener's route, of a cluster.
   shm::SeriesStats& listener_stats(size_t listener) noexcept {
     return stats_.series[segment_index_.listener_series[listener]];

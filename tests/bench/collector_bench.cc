@@ -27,6 +27,7 @@ struct Fixture {
       const uint32_t slot = segment->find_or_add(name).value();
       const uint32_t series = segment->find_or_add_series("bench", name).value();
       scope.clusters.push_back({name, slot});
+      scope.breakers.push_back({name, "", slot});
       scope.series.push_back({"bench", name, series});
       // Two workers' worth of traffic: a few outcomes and durations per cluster.
       for (uint32_t w = 0; w < 2; ++w) {

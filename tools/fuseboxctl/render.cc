@@ -85,6 +85,12 @@ Error not_a_breaker() { return Error{"the answer is not a breaker (a JSON object
 
 bool is_breaker(const Json& b) { return b.is_object() && b.contains("cluster") && b.contains("state"); }
 
+// "payments", or "payments/charges" for route charges' own breaker (`show charges` names it).
+std::string breaker_label(const Json& b) {
+  const Json* route = field(b, {"route"});
+  return text(field(b, {"cluster"})) + (route != nullptr && route->is_string() ? "/" + text(route) : "");
+}
+
 }  // namespace
 
 std::string pretty(const Json& json) { return json.dump(2, ' ', false, Json::error_handler_t::replace) + "\n"; }
@@ -120,7 +126,7 @@ Result<std::string> status_table(const Json& answer) {
   for (const Json& b : *breakers) {
     if (!is_breaker(b)) return not_a_breaker();
     const Json* next_trial = field(b, {"next_trial_in_ms"});
-    table.add_row({text(field(b, {"cluster"})), text(field(b, {"state"})), text(field(b, {"window", "calls"})),
+    table.add_row({breaker_label(b), text(field(b, {"state"})), text(field(b, {"window", "calls"})),
                    text(field(b, {"window", "failures"})), text(field(b, {"window", "slow"})),
                    percent_text(field(b, {"window", "failure_rate"})),
                    next_trial != nullptr && next_trial->is_number() ? duration_text(next_trial->get<double>())
@@ -160,7 +166,7 @@ Result<std::string> breaker_details(const Json& breaker) {
 Result<std::string> action_line(const Json& breaker, std::string_view action) {
   if (!is_breaker(breaker)) return not_a_breaker();
   const Json* done = field(breaker, {"action"});
-  return text(field(breaker, {"cluster"})) + ": " + text(field(breaker, {"state"})) + " ("
+  return breaker_label(breaker) + ": " + text(field(breaker, {"state"})) + " ("
          + (done != nullptr && done->is_string() ? text(done) : std::string(action)) + ")\n";
 }
 

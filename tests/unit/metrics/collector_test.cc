@@ -42,6 +42,7 @@ TEST_CASE("the collector sums the worker blocks into labelled families") {
   const uint32_t route = segment->find_or_add_series("edge", "payments").value();
   Scope scope;
   scope.clusters = {{"payments", slot}};
+  scope.breakers = {{"payments", "", slot}};
   scope.series = {{"edge", "", own}, {"edge", "payments", route}};
   scope.version = "9.9.9";
   scope.revision = "abc";

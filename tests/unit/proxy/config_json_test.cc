@@ -70,6 +70,10 @@ void check_same_config(const Config& a, const Config& b) {
       CHECK(x.routes[r].host == y.routes[r].host);
       CHECK(x.routes[r].cluster == y.routes[r].cluster);
       CHECK(x.routes[r].cluster_index == y.routes[r].cluster_index);
+      CHECK(x.routes[r].name == y.routes[r].name);
+      CHECK(x.routes[r].own_breaker == y.routes[r].own_breaker);
+      CHECK(x.routes[r].breaker.policy.consecutive_failures == y.routes[r].breaker.policy.consecutive_failures);
+      CHECK(x.routes[r].breaker.policy.mode == y.routes[r].breaker.policy.mode);
     }
   }
   REQUIRE(a.clusters.size() == b.clusters.size());
@@ -370,6 +374,36 @@ TEST_CASE("a fallback body that is not UTF-8 dumps only with nlohmann's replace 
   const Json j = config_to_json(c);
   CHECK_THROWS_AS((void)j.dump(), nlohmann::json::type_error);
   CHECK(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).find("x\xEF\xBF\xBDy") != std::string::npos);
+}
+
+
+TEST_CASE("a route's name and its own breaker come back as written, health checks too") {
+  const Config c = load(R"(listeners:
+  - name: edge
+    address: 127.0.0.1:15001
+    routes:
+      - { prefix: /reports, cluster: payments, name: reports, breaker: { consecutive_failures: 2, mode: metrics_only } }
+      - { prefix: /, cluster: payments, name: rest }
+clusters:
+  - name: payments
+    endpoints: [ 127.0.0.1:8080 ]
+    health_check: { path: /health, host: p.internal, interval: 250ms, timeout: 100ms, healthy_threshold: 1,
+                    unhealthy_threshold: 3, expected_statuses: [200, 204-206] }
+)");
+  check_round_trip(c);
+  const Json j = config_to_json(c);
+  const Json& reports = j["listeners"][0]["routes"][0];
+  CHECK(reports["name"] == "reports");
+  CHECK(reports["breaker"]["consecutive_failures"] == 2);
+  CHECK(reports["breaker"]["mode"] == "metrics_only");
+  CHECK(j["listeners"][0]["routes"][1]["name"] == "rest");
+  CHECK_FALSE(j["listeners"][0]["routes"][1].contains("breaker"));
+  CHECK(j["clusters"][0]["health_check"].dump() ==
+        R"({"path":"/health","host":"p.internal","interval":"250ms","timeout":"100ms","healthy_threshold":1,)"
+        R"("unhealthy_threshold":3,"expected_statuses":["200","204-206"]})");
+  const Config reloaded = reload(c);
+  CHECK(reloaded.clusters[0].health_check.enabled);
+  CHECK(reloaded.clusters[0].health_check.is_expected(205));
 }
 
 }  // namespace fusebox::proxy

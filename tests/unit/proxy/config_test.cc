@@ -359,6 +359,55 @@ TEST_CASE("health_check: off unless given; every key with its default; path requ
   CHECK(only_error(kBase + "    health_check: {path: /h, intervall: 1s}\n").find("did you mean") != std::string::npos);
 }
 
+TEST_CASE("a route may have a breaker of its own: the cluster's settings with its own on top") {
+  const Config c = load(R"(listeners:
+  - name: ingress
+    address: 127.0.0.1:15001
+    routes:
+      - { prefix: /reports, cluster: payments, name: reports, breaker: { consecutive_failures: 2, mode: disabled } }
+      - { prefix: /, cluster: payments }
+clusters:
+  - name: payments
+    endpoints: [ 127.0.0.1:8080 ]
+    breaker: { consecutive_failures: 9, open: { base: 5s }, mode: forced_open }
+)");
+  const Route& reports = c.listeners.at(0).routes.at(0);
+  CHECK(reports.name == "reports");
+  REQUIRE(reports.own_breaker);
+  CHECK(reports.breaker.policy.consecutive_failures == 2);
+  CHECK(reports.breaker.policy.open_base_ms == 5000);  // from the cluster
+  CHECK(reports.breaker.policy.mode == shm::Mode::Disabled);
+  CHECK_FALSE(c.listeners.at(0).routes.at(1).own_breaker);
+  // The cluster's forced mode is the cluster's: a route's own breaker starts normal.
+  const Config normal = load(R"(listeners:
+  - name: ingress
+    address: 127.0.0.1:15001
+    routes: [ { prefix: /r, cluster: payments, name: r, breaker: {} }, { prefix: /, cluster: payments } ]
+clusters:
+  - { name: payments, endpoints: [ 127.0.0.1:8080 ], breaker: { mode: forced_open } }
+)");
+  CHECK(normal.listeners.at(0).routes.at(0).breaker.policy.mode == shm::Mode::Normal);
+
+  const std::string base = R"(clusters:
+  - { name: payments, endpoints: [ 127.0.0.1:8080 ] }
+listeners:
+  - name: ingress
+    address: 127.0.0.1:15001
+    routes:
+)";
+  CHECK(only_error(base + "      - { prefix: /r, cluster: payments, breaker: {} }\n") ==
+        "fusebox.yaml:7: listeners[0] (ingress).routes[0].breaker: a route with a breaker of its own needs a name "
+        "(name: charges), which the admin API and the metrics call it by");
+  CHECK(only_error(base + "      - { prefix: /r, cluster: payments, name: payments, breaker: {} }\n") ==
+        "fusebox.yaml:7: listeners[0] (ingress).routes[0].name: \"payments\" is also a cluster's name; a route's "
+        "name must differ from every cluster's");
+  CHECK(only_error(base + "      - { prefix: /r, cluster: payments, name: r }\n"
+                          "      - { prefix: /s, cluster: payments, name: r }\n") ==
+        "fusebox.yaml:8: listeners[0] (ingress).routes[1].name: \"r\" is already the name of the route on line 7");
+  CHECK(only_error(base + "      - { prefix: /r, cluster: payments, name: r, breaker: { consecutive_failures: x } }\n")
+            .find("routes[0].breaker.consecutive_failures") != std::string::npos);
+}
+
 // ---- the loader: the shape and line of every error ----
 
 TEST_CASE("a bad value names the file, its line, its path with the item's name, and the fix") {
@@ -446,7 +495,7 @@ TEST_CASE("an unknown key with no near match lists the keys allowed there") {
       - cluster: c
         weight: 3
 clusters: [{name: c, endpoints: [127.0.0.1:8080]}]
-)") == "fusebox.yaml:6: listeners[0] (a).routes[0].weight: unknown key (known keys here: prefix, host, cluster)");
+)") == "fusebox.yaml:6: listeners[0] (a).routes[0].weight: unknown key (known keys here: prefix, host, cluster, name, breaker)");
   CHECK(only_error(kBase + "timeouts: {}\n") ==
         "fusebox.yaml:10: timeouts: unknown key (known keys here: workers, admin, log_level, access_log, "
         "drain_timeout, listeners, clusters, shm, redis)");
