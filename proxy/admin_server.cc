@@ -88,6 +88,8 @@ class AdminServer::Connection : public HeadParser {
     }
     self->touch();
     self->in_.append(buf->base, static_cast<size_t>(nread));
+    // A request's body arrives in many reads: parse again only once it can be whole.
+    if (self->in_.size() < self->need_bytes_) return;
     self->process();
   }
 
@@ -113,6 +115,7 @@ class AdminServer::Connection : public HeadParser {
     }();
     llhttp_init(&parser_, HTTP_REQUEST, &settings);
     parser_.data = static_cast<HeadParser*>(this);
+    need_bytes_ = 0;
     body_.clear();
     headers_done_ = complete_ = body_too_large_ = false;
     const llhttp_errno_t err = llhttp_execute(&parser_, in_.data(), in_.size());
@@ -133,6 +136,12 @@ class AdminServer::Connection : public HeadParser {
       if (!headers_done_ && in_.size() > kMaxHeadBytes) {
         fail(admin_error(431, "header_too_large", "the request head is over 16 KiB"));
         return false;
+      }
+      if (headers_done_ && (parser_.flags & F_CONTENT_LENGTH) != 0) {
+        // Whole at head + Content-Length bytes: until then, reading is enough (re-parsing the
+        // whole request on every read of a large body would be quadratic).
+        const size_t head_end = in_.find("\r\n\r\n");
+        if (head_end != std::string::npos) need_bytes_ = head_end + 4 + static_cast<size_t>(parser_.content_length);
       }
       return false;  // more to come
     }
@@ -184,6 +193,9 @@ class AdminServer::Connection : public HeadParser {
 
   void respond(const AdminResponse& resp, bool close_after) noexcept {
     close_after_ = close_after;
+    // No reading while the answer is on its way: a client that sends without reading must not
+    // grow the buffer (nor keep the connection alive by sending).
+    uv_read_stop(stream());
     out_ = "HTTP/1.1 " + std::to_string(resp.status) + " " + std::string(reason_phrase(resp.status)) +
            "\r\nContent-Type: " + resp.content_type + "\r\nContent-Length: " + std::to_string(resp.body.size()) +
            "\r\nCache-Control: no-store\r\n";
@@ -204,6 +216,10 @@ class AdminServer::Connection : public HeadParser {
     self->writing_ = false;
     if (self->closing_) return;
     if (status < 0 || self->close_after_) {
+      self->close();
+      return;
+    }
+    if (!self->eof_ && uv_read_start(self->stream(), on_alloc, on_read) != 0) {
       self->close();
       return;
     }
@@ -247,6 +263,7 @@ class AdminServer::Connection : public HeadParser {
   std::string body_;
   std::string out_;
   int refs_ = 0;
+  size_t need_bytes_ = 0;  // don't parse again before in_ holds this much
   bool headers_done_ = false;
   bool complete_ = false;
   bool body_too_large_ = false;

@@ -446,7 +446,7 @@ void Downstream::on_tunnel_progress() noexcept {
     close();
     return;
   }
-  if (client_eof_ && fwd_ == len_ && !up_->writing() && !up_->write_shut()) up_->shutdown_write();
+  if (client_eof_ && fwd_ == len_ && !up_->writing() && !up_->shutting()) up_->shutdown_write();
   if (up_ == nullptr) return;  // shutdown_write failed: everything closed
   if (up_->eof() && !writing() && !tunnel_client_shut_ && !tunnel_shutting_) {
     shutdown_req_.data = this;
@@ -643,6 +643,8 @@ Flow Downstream::on_response_complete(bool informational) noexcept {
 void Downstream::on_response_aborted(const char* why) noexcept {
   up_ = nullptr;
   if (phase_ == Phase::Closed) return;
+  // The upstream cut the response short: its failure, not the client's going away.
+  if (failure_ == Failure::Count) failure_ = Failure::UpstreamReset;
   if (phase_ == Phase::Exchange && worker_->allow_error_log()) {
     FB_LOG(Warn, "response aborted request_id=%.*s status=%d: %s", static_cast<int>(request_id_len_),
            request_id_, status_, why);

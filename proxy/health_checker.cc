@@ -104,6 +104,12 @@ class HealthChecker::Probe {
       schedule_next();
       return;
     }
+    if (resolving_) {
+      // The last round's lookup has not come back: the resolver is slower than the whole check.
+      // It must not be asked again with the same request still in its hands.
+      finish(false, "the name lookup is still running");
+      return;
+    }
     checking_ = true;
     uv_timer_start(&timer_, on_timer, static_cast<uint64_t>(check_.timeout.count()), 0);
     if (literal_) {
@@ -238,11 +244,28 @@ class HealthChecker::Probe {
     health_.changed_ns.store(now, std::memory_order_relaxed);
     FB_LOG(Warn, "endpoint %s of cluster %s is up: %u health checks passed in a row", name_.c_str(),
            cluster_.name.c_str(), passes_in_a_row_);
-    shm::Breaker breaker(breaker_slot_, cluster_.breaker.policy);
+    // The cluster's breaker, and every route's own breaker on this cluster.
     const shm::Reason reason{shm::Why::HealthCheckPassed, passes_in_a_row_, check_.healthy_threshold};
-    if (breaker.half_open_now(reason, now))
-      FB_LOG(Warn, "breaker %s: open -> half_open: %s", cluster_.name.c_str(), shm::describe(reason).c_str());
+    for (const Target& t : breakers_) {
+      shm::Breaker breaker(*t.slot, *t.policy);
+      if (breaker.half_open_now(reason, now))
+        FB_LOG(Warn, "breaker %s: open -> half_open: %s", t.name->c_str(), shm::describe(reason).c_str());
+    }
   }
+
+  struct Target {
+    shm::BreakerSlot* slot;
+    const shm::BreakerPolicy* policy;
+    const std::string* name;
+  };
+  std::vector<Target> breakers_;
+
+ public:
+  void add_breaker(shm::BreakerSlot& slot, const shm::BreakerPolicy& policy, const std::string& name) {
+    breakers_.push_back({&slot, &policy, &name});
+  }
+
+ private:
 
   shm::Segment& segment_;
   const ClusterConfig& cluster_;
@@ -280,7 +303,15 @@ void HealthChecker::start(const Config& config, const SegmentIndex& index) {
     const ClusterConfig& cluster = config.clusters[c];
     if (!cluster.health_check.enabled) continue;
     for (size_t e = 0; e < cluster.endpoints.size(); ++e)
-      probes_.push_back(new Probe(loop_, segment_, cluster, e, index, c));
+    {
+      auto* probe = new Probe(loop_, segment_, cluster, e, index, c);
+      probe->add_breaker(segment_.slot(index.breaker_slots[c]), cluster.breaker.policy, cluster.name);
+      for (size_t l = 0; l < config.listeners.size(); ++l)
+        for (size_t r = 0; r < config.listeners[l].routes.size(); ++r)
+          if (const Route& route = config.listeners[l].routes[r]; route.own_breaker && route.cluster_index == c)
+            probe->add_breaker(segment_.slot(index.route_breakers[l][r]), route.breaker.policy, route.name);
+      probes_.push_back(probe);
+    }
   }
 }
 

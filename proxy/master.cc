@@ -60,8 +60,9 @@ Result<void> Master::bind_all(const Config& config, std::vector<int>* fds) {
   return {};
 }
 
-// Finds (or claims) each cluster's breaker slot. Claiming changes no state: a config refused
-// later leaves the breakers as they were.
+// Finds (or claims) each cluster's breaker slot. Claiming changes no breaker's state (a config
+// refused later leaves every breaker as it was), but a name claimed stays in the table: a refused
+// config with new names uses up slots until a restart with a fresh segment.
 Result<void> Master::resolve_breakers(Generation& gen) {
   gen.index.breaker_slots.clear();
   for (const ClusterConfig& c : gen.config->clusters) {
@@ -179,6 +180,9 @@ int Master::run() {
   FB_LOG(Info, "breakers in shared memory \"%s\" (%s, %u of %u slots used)", segment_->name().c_str(),
          segment_->opened() == shm::Segment::Opened::Attached ? "attached: state kept" : "created",
          segment_->used(), segment_->capacity());
+  // Workers of an earlier fusebox on this segment (killed with it, say) hold no connection now:
+  // their gauges start from zero. Their counters stay.
+  for (uint32_t b = 0; b < shm::kWorkerBlocks; ++b) release_block(b);
   if (auto resolved = resolve_breakers(*current_); !resolved) {
     FB_LOG(Error, "%s", resolved.error().message.c_str());
     return 1;

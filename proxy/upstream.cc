@@ -31,7 +31,7 @@ int Upstream::connect(uv_loop_t* loop, const sockaddr* address, size_t endpoint,
   state_ = State::Connecting;
   down_ = d;
   exchanges_ = 0;
-  eof_ = write_shut_ = false;
+  eof_ = write_shut_ = shutting_ = false;
   len_ = pos_ = 0;
   reading_ = false;
   connect_req_.data = this;
@@ -227,7 +227,7 @@ void Upstream::on_eof(int status) noexcept {
 }
 
 void Upstream::shutdown_write() noexcept {
-  if (state_ != State::Tunnel || write_shut_ || writing()) return;
+  if (state_ != State::Tunnel || shutting_ || write_shut_ || writing()) return;
   shutdown_req_.data = this;
   if (uv_shutdown(&shutdown_req_, stream(), on_shutdown) != 0) {
     Downstream* d = down_;
@@ -235,11 +235,13 @@ void Upstream::shutdown_write() noexcept {
     if (d != nullptr) d->on_response_aborted("cannot half-close the tunnel to the upstream");
     return;
   }
+  shutting_ = true;
   ref();  // the request points at us until its callback
 }
 
 void Upstream::on_shutdown(uv_shutdown_t* req, int status) noexcept {
   auto* self = static_cast<Upstream*>(req->data);
+  self->shutting_ = false;
   if (self->state_ == State::Tunnel) {
     self->write_shut_ = true;
     Downstream* d = self->down_;

@@ -63,6 +63,7 @@ class Upstream final : public Conn, private HeadParser {
   void shutdown_write() noexcept;
   bool eof() const noexcept { return eof_; }  // the upstream sent FIN (in a tunnel)
   bool write_shut() const noexcept { return write_shut_; }
+  bool shutting() const noexcept { return shutting_ || write_shut_; }
 
   State state() const noexcept { return state_; }
   bool reused() const noexcept { return exchanges_ > 0; }
@@ -122,6 +123,7 @@ class Upstream final : public Conn, private HeadParser {
   bool blocked_ = false;
   bool eof_ = false;         // tunnel: FIN from the upstream
   bool write_shut_ = false;  // tunnel: our FIN to the upstream went out
+  bool shutting_ = false;    // ... is on its way (a second uv_shutdown would fail)
   uv_shutdown_t shutdown_req_{};
   bool reading_ = false;
 };

@@ -207,8 +207,13 @@ int main(int argc, char** argv) {
   auto response = fc::exchange(address.value(), request);
   if (!response) return unreachable(address.value(), response.error().message);
   const fc::Json answer = fc::Json::parse(response.value().body, nullptr, false);
-  if (response.value().status < 200 || response.value().status > 299)
+  if (response.value().status < 200 || response.value().status > 299) {
+    // fusebox answers every refusal in JSON with an "error": anything else is another server.
+    if (!answer.is_object() || !answer.contains("error"))
+      return unreachable(address.value(), "HTTP " + std::to_string(response.value().status) +
+                                              " without fusebox's JSON error (\"" + excerpt(response.value().body) + "\")");
     return refused(response.value(), answer, !request.bearer_token.empty());
+  }
 
   const std::string asked = request.method + " " + request.target;
   if (answer.is_discarded())
