@@ -247,6 +247,8 @@ void Master::make_slots(Generation& gen) {
 void Master::release_block(uint32_t block) noexcept {
   blocks_in_use_[block] = false;
   shm::WorkerBlock stats = segment_->worker(block);
+  // A block no worker ever had is all zeros; touching it would only make its pages resident.
+  if (stats.head->used.load(std::memory_order_acquire) == 0) return;
   stats.head->ready.store(0, std::memory_order_relaxed);
   stats.head->pid.store(0, std::memory_order_relaxed);
   for (uint32_t i = 0; i < segment_->series_capacity(); ++i) stats.series[i].active.store(0, std::memory_order_relaxed);
