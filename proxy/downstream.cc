@@ -814,6 +814,13 @@ void Downstream::record_outcome(bool failure, bool refused) noexcept {
   shm::bump(stats.duration_count);
 }
 
+// An admitted call that ends with no outcome: a trial's permit goes back (see Breaker::abandon).
+void Downstream::abandon_admission() noexcept {
+  if (!breaker_pending_) return;
+  breaker_pending_ = false;
+  shm::Breaker(*breaker_slot_, breaker_->policy).abandon(admission_);
+}
+
 void Downstream::log_transition(const shm::Breaker& breaker) noexcept {
   if (!breaker.changed()) return;
   const shm::Transition& t = breaker.last_change();
@@ -825,7 +832,11 @@ void Downstream::log_transition(const shm::Breaker& breaker) noexcept {
 
 void Downstream::reply_error(Failure failure, const char* detail) noexcept {
   if (phase_ == Phase::Closed) return;
-  if (counts_against_upstream(failure)) record_outcome(true, failure == Failure::UpstreamConnectFailed);
+  if (counts_against_upstream(failure)) {
+    record_outcome(true, failure == Failure::UpstreamConnectFailed);
+  } else {
+    abandon_admission();  // ours or the client's doing: nothing learned about the upstream
+  }
   if (writing() && !response_started_) {
     // An interim (1xx) head is still on its way to the client: this answer follows it once it
     // is written (its bytes cannot be overwritten, nor the client left with half a head).
@@ -969,6 +980,7 @@ void Downstream::release_upstream() noexcept {
 
 void Downstream::close() noexcept {
   if (phase_ == Phase::Closed) return;
+  abandon_admission();  // the client went before the upstream answered: no outcome to record
   if (phase_ == Phase::Exchange) count_request();  // cut short: the client went, or the upstream
   phase_ = Phase::Closed;
   release_upstream();

@@ -115,6 +115,7 @@ class Downstream final : public Conn, private HeadParser {
   static bool counts_against_upstream(Failure f) noexcept;
   static bool idempotent(llhttp_method_t m) noexcept;
   void record_outcome(bool failure, bool refused = false) noexcept;
+  void abandon_admission() noexcept;
   void log_transition(const shm::Breaker& breaker) noexcept;
   void close() noexcept;
   void linger() noexcept;

@@ -80,6 +80,17 @@ bool Breaker::open_until(uint64_t generation, int64_t* until) const noexcept {
   return slot_.open_generation.load(std::memory_order_acquire) == generation;
 }
 
+void Breaker::abandon(const Admission& admission) noexcept {
+  if (admission.kind != Admission::Trial) return;
+  for (;;) {
+    const StateWord w = word();
+    if (w.state() != State::HalfOpen || w.generation() != admission.generation || w.permits() == 0) return;
+    uint64_t expected = w.raw();
+    const StateWord back = StateWord::make(State::HalfOpen, w.permits() - 1, w.generation());
+    if (slot_.state_word.compare_exchange_strong(expected, back.raw(), std::memory_order_acq_rel)) return;
+  }
+}
+
 int64_t Breaker::next_trial_in_ns(int64_t now_ns) const noexcept {
   const StateWord w = word();
   int64_t until = 0;

@@ -50,6 +50,12 @@ class Breaker {
   // together do not all probe together.
   void record(const Admission& admission, const Outcome& outcome, int64_t now_ns, uint64_t random) noexcept;
 
+  // An admitted call that ends with no outcome to record (the client left, or the request was
+  // refused by a check of ours after admission): a trial call gives its permit back, so the
+  // half-open round is not left one trial short until it times out. At most once per admission,
+  // and only instead of record().
+  void abandon(const Admission& admission) noexcept;
+
   // The operator's overrides: ForcedOpen, Disabled, MetricsOnly; Closed releases them (Reset).
   void force(State to, int64_t now_ns, bool by_config = false) noexcept;
   void reset(int64_t now_ns) noexcept;

@@ -2,6 +2,8 @@
 agreement between workers, and state that survives a killed worker and a restart."""
 
 import signal
+import socket
+import struct
 import sys
 import time
 from pathlib import Path
@@ -69,6 +71,24 @@ class Trips(TestCase):
         self.assertEqual(r.status, 503)
         self.assertEqual(r.header("retry-after"), "2")  # 1 s × 2
         fb.wait_for_line(r"breaker up: half_open -> open: a trial call failed")
+
+    def test_a_trial_whose_client_leaves_gives_its_permit_back(self):
+        # One permit: the trial goes to a slow upstream and its client resets the connection
+        # before the answer (a FIN alone would be a half-close: the answer would still be
+        # awaited). Nothing was learned, so the next request is the trial, not a 503 until the
+        # round times out.
+        fb = self.start_fusebox(breaker_config(self.up.addr))
+        self.fail_n(fb, 3)
+        time.sleep(1.1)
+        c = Connection(fb.addr)
+        c.send(b"GET /x?delay=3000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        fb.wait_for_line(r"breaker up: open -> half_open")
+        time.sleep(0.1)  # the trial is at the upstream
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()  # RST
+        time.sleep(0.2)
+        self.assertEqual(http_request(fb.addr, "GET", "/x").status, 200)
+        fb.wait_for_line(r"breaker up: half_open -> closed: 1/1 trial calls succeeded")
 
     def test_4xx_answers_are_the_callers_fault_and_never_trip(self):
         fb = self.start_fusebox(breaker_config(self.up.addr))

@@ -373,6 +373,31 @@ TEST_CASE("outcomes of calls let through before the trip do not move an open bre
 
 // ---- half-open -------------------------------------------------------------------------------
 
+TEST_CASE("an abandoned trial gives its permit back; a stale or normal one changes nothing") {
+  BreakerPolicy p = consecutive_only(1);
+  p.half_open_permits = 1;
+  p.half_open_successes = 1;
+  TestBreaker t(p);
+  t.trip();
+  t.clock.advance_ms(30'000);
+  const Admission trial = t.b.admit(t.now());
+  REQUIRE(trial.kind == Admission::Trial);
+  CHECK(t.b.admit(t.now()).kind == Admission::Rejected);  // the only permit is out
+  t.b.abandon(trial);
+  CHECK(t.b.word().permits() == 0);
+  CHECK(t.b.word().generation() == trial.generation);  // not a transition
+  const Admission again = t.b.admit(t.now());
+  CHECK(again.kind == Admission::Trial);
+  CHECK(t.b.word().permits() == 1);
+  t.b.record(again, {false, 0}, t.now(), kNoJitter);
+  CHECK(t.b.state() == State::Closed);
+  t.b.abandon(again);  // stale: another generation
+  CHECK(t.b.state() == State::Closed);
+  const Admission normal = t.b.admit(t.now());
+  t.b.abandon(normal);  // a closed breaker's call has no permit to give back
+  CHECK(t.b.word().raw() == StateWord::make(State::Closed, 0, t.b.word().generation()).raw());
+}
+
 TEST_CASE("a half-open breaker admits exactly `permits` trials, then rejects") {
   BreakerPolicy p = consecutive_only(1);
   p.half_open_permits = 3;
