@@ -60,9 +60,8 @@ Result<void> Master::bind_all(const Config& config, std::vector<int>* fds) {
   return {};
 }
 
-// Finds (or claims) each cluster's breaker slot. Claiming changes no breaker's state (a config
-// refused later leaves every breaker as it was), but a name claimed stays in the table: a refused
-// config with new names uses up slots until a restart with a fresh segment.
+// Finds (or claims) each cluster's (and each route's own) breaker slot. A name claimed stays in
+// the table, so adopt() claims only once nothing else can refuse the config.
 Result<void> Master::resolve_breakers(Generation& gen) {
   gen.index.breaker_slots.clear();
   for (const ClusterConfig& c : gen.config->clusters) {
@@ -398,12 +397,17 @@ Result<void> Master::adopt(Config next) {
     return refuse("shm.name and shm.max_breakers take a restart");
   if (gen->config->admin_address.to_string() != current_->config->admin_address.to_string())
     return refuse("admin.address takes a restart");
-  if (auto resolved = resolve_breakers(*gen); !resolved) return refuse(resolved.error().message);
-  if (auto resolved = resolve_series(*gen); !resolved) return refuse(resolved.error().message);
   auto token = load_token(*gen->config);
   if (!token) return refuse(token.error().message);
-  // bind_all is the last step that may refuse: nothing before it changed anything shared.
   if (auto bound = bind_all(*gen->config, &gen->fds); !bound) return refuse(bound.error().message);
+  // The names go into the segment's tables last: a config refused for a port or a token claims
+  // no slot. Only a full table can still refuse it here, and then the sockets just bound close.
+  auto resolved = resolve_breakers(*gen);
+  if (resolved) resolved = resolve_series(*gen);
+  if (!resolved) {
+    retire_listeners_not_in(current_->fds);
+    return refuse(resolved.error().message);
+  }
   admin_token_ = std::move(token).value();
   apply_modes(*gen);
   log::set_level(gen->config->log_level);
