@@ -818,7 +818,9 @@ void Downstream::record_outcome(bool failure, bool refused) noexcept {
 void Downstream::abandon_admission() noexcept {
   if (!breaker_pending_) return;
   breaker_pending_ = false;
-  shm::Breaker(*breaker_slot_, breaker_->policy).abandon(admission_);
+  // Once the request went out, the upstream has had its trial: the permit stays spent, or
+  // clients that give up quickly would let any number of trials through.
+  if (!head_sent_) shm::Breaker(*breaker_slot_, breaker_->policy).abandon(admission_);
 }
 
 void Downstream::log_transition(const shm::Breaker& breaker) noexcept {

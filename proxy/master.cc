@@ -179,9 +179,6 @@ int Master::run() {
   FB_LOG(Info, "breakers in shared memory \"%s\" (%s, %u of %u slots used)", segment_->name().c_str(),
          segment_->opened() == shm::Segment::Opened::Attached ? "attached: state kept" : "created",
          segment_->used(), segment_->capacity());
-  // Workers of an earlier fusebox on this segment (killed with it, say) hold no connection now:
-  // their gauges start from zero. Their counters stay.
-  for (uint32_t b = 0; b < shm::kWorkerBlocks; ++b) release_block(b);
   if (auto resolved = resolve_breakers(*current_); !resolved) {
     FB_LOG(Error, "%s", resolved.error().message.c_str());
     return 1;
@@ -208,6 +205,18 @@ int Master::run() {
   }
   FB_LOG(Info, "admin listening address=%s (token %s)", admin_->bound().to_string().c_str(),
          admin_token_.empty() ? "not configured: changes refused" : "configured");
+  // The admin port is ours, so no other fusebox runs on this segment (its name comes from the
+  // same address, or is set apart). Workers of an earlier one that are gone hold no connection
+  // now: their gauges start from zero; their counters stay. A block whose process still lives (a
+  // worker whose master was killed, still serving) is left alone.
+  for (uint32_t b = 0; b < shm::kWorkerBlocks; ++b) {
+    const pid_t pid = static_cast<pid_t>(segment_->worker(b).head->pid.load(std::memory_order_relaxed));
+    if (pid > 0 && kill(pid, 0) == 0) {
+      blocks_in_use_[b] = true;
+      continue;
+    }
+    release_block(b);
+  }
   if (auto bound = bind_all(*current_->config, &current_->fds); !bound) {
     FB_LOG(Error, "%s", bound.error().message.c_str());
     return 1;

@@ -72,23 +72,38 @@ class Trips(TestCase):
         self.assertEqual(r.header("retry-after"), "2")  # 1 s × 2
         fb.wait_for_line(r"breaker up: half_open -> open: a trial call failed")
 
-    def test_a_trial_whose_client_leaves_gives_its_permit_back(self):
-        # One permit: the trial goes to a slow upstream and its client resets the connection
-        # before the answer (a FIN alone would be a half-close: the answer would still be
-        # awaited). Nothing was learned, so the next request is the trial, not a 503 until the
-        # round times out.
-        fb = self.start_fusebox(breaker_config(self.up.addr))
-        self.fail_n(fb, 3)
+    def test_a_trial_whose_client_leaves_before_it_was_sent_gives_its_permit_back(self):
+        # An upstream whose accept queue is full: connects hang (the SYNs are dropped) until
+        # connect_timeout. Three such timeouts trip the breaker; after the open time the one
+        # permitted trial hangs in connect too, and its client resets. The request never went
+        # out, so nothing was learned: the permit comes back, and the next request is a trial
+        # (a 504 after connect_timeout), not a 503 until the round times out.
+        full = socket.socket()
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        self.addCleanup(full.close)
+        while True:  # fill the queue until a connect no longer completes
+            filler = socket.socket()
+            self.addCleanup(filler.close)
+            filler.settimeout(0.2)
+            try:
+                filler.connect(full.getsockname())
+            except (socket.timeout, TimeoutError):
+                break
+        addr = "127.0.0.1:%d" % full.getsockname()[1]
+        fb = self.start_fusebox(breaker_config(addr, extra_cluster="connect_timeout: 300ms"))
+        self.assertEqual([http_request(fb.addr, "GET", "/x").status for _ in range(3)], [504, 504, 504])
+        self.assertEqual(http_request(fb.addr, "GET", "/x").status, 503)
         time.sleep(1.1)
         c = Connection(fb.addr)
-        c.send(b"GET /x?delay=3000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        c.send(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n")
         fb.wait_for_line(r"breaker up: open -> half_open")
-        time.sleep(0.1)  # the trial is at the upstream
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        c.close()  # RST
-        time.sleep(0.2)
-        self.assertEqual(http_request(fb.addr, "GET", "/x").status, 200)
-        fb.wait_for_line(r"breaker up: half_open -> closed: 1/1 trial calls succeeded")
+        c.close()  # RST, while the trial still waits for its connection
+        time.sleep(0.05)
+        started = time.monotonic()
+        self.assertEqual(http_request(fb.addr, "GET", "/x").status, 504)  # admitted: the trial
+        self.assertGreater(time.monotonic() - started, 0.25)
 
     def test_4xx_answers_are_the_callers_fault_and_never_trip(self):
         fb = self.start_fusebox(breaker_config(self.up.addr))

@@ -71,6 +71,9 @@ class RouteBreaker(TestCase):
         self.assertEqual(status.returncode, 0, status.stderr)
         rows = [line.split()[:2] for line in status.stdout.splitlines()[1:]]
         self.assertEqual(rows, [["up", "closed"], ["up/reports", "open"]])
+        opened = subprocess.run([FUSEBOXCTL, "--admin", fb.admin_addr, "open", "up/reports"], capture_output=True,
+                                text=True, env=env, timeout=10)  # the name as status lists it
+        self.assertEqual((opened.returncode, opened.stdout), (0, "up/reports: forced_open (open)\n"))
         reset = subprocess.run([FUSEBOXCTL, "--admin", fb.admin_addr, "reset", "reports"], capture_output=True,
                                text=True, env=env, timeout=10)
         self.assertEqual((reset.returncode, reset.stdout), (0, "up/reports: closed (reset)\n"))

@@ -171,7 +171,11 @@ int main(int argc, char** argv) {
   for (const Command& c : kCommands) {
     CLI::App* sub = app.add_subcommand(std::string(c.name), std::string(c.help));
     sub->fallthrough();  // `fuseboxctl status --json` as well as `fuseboxctl --json status`
-    if (c.takes_name) sub->add_option("NAME", flags.name, "the cluster, as `fuseboxctl status` lists it")->required();
+    if (c.takes_name)
+      sub->add_option("NAME", flags.name,
+                      "the breaker, as `fuseboxctl status` lists it: a cluster, or cluster/route for a "
+                      "route's own")
+          ->required();
   }
   app.footer(
       "Exit codes: 0 ok, 1 fusebox refused (its message and a hint follow), 2 usage error,\n"
@@ -203,7 +207,10 @@ int main(int argc, char** argv) {
   auto token = command->changes_state ? token_from(flags.token) : fusebox::Result<std::string>(std::string());
   if (!token) return usage_error(token.error().message);
 
-  const fc::Request request = request_for(*command, flags.name, token.value());
+  // `status` lists a route's own breaker as cluster/route; the API calls it by the route's name.
+  const std::string name = flags.name.substr(flags.name.rfind('/') + 1);
+  if (command->takes_name && name.empty()) return usage_error("NAME ends in \"/\": name a cluster, or cluster/route");
+  const fc::Request request = request_for(*command, name, token.value());
   auto response = fc::exchange(address.value(), request);
   if (!response) return unreachable(address.value(), response.error().message);
   const fc::Json answer = fc::Json::parse(response.value().body, nullptr, false);
