@@ -548,7 +548,6 @@ bool Downstream::on_response_head(const HttpHead& head, int status, bool close_d
   response_deadline_ms_ = 0;
   arm_timer();
   status_ = status;
-  record_outcome(breaker_->is_failure_status(status));
   *dechunk = http10;
   // Close after this response when the client or we want it, when part of the request was not
   // read (an early response), or when the body is delimited by closing (RFC 9112 §6.3).
@@ -567,9 +566,11 @@ bool Downstream::on_response_head(const HttpHead& head, int status, bool close_d
   resp_out_len_ = write_downstream_response(resp_out_.get(), out_cap_, head, shape);
   if (resp_out_len_ == 0) {
     release_upstream();
-    reply_error(Failure::UpstreamBadResponse, "response head too large");
+    reply_error(Failure::UpstreamBadResponse, "response head too large");  // a failure, recorded there
     return false;
   }
+  // The answer the breaker learns from: its status, once the head is known to be passable.
+  record_outcome(breaker_->is_failure_status(status));
   response_started_ = true;
   response_head_written_ = false;
   return true;
