@@ -75,6 +75,17 @@ void append_series(std::string& out, const std::string& name, const char* suffix
   out += ' ';
 }
 
+// The _sum and _count lines of a histogram or a summary.
+void append_sum_count(std::string& out, const std::string& name, const std::vector<ClientMetric::Label>& labels,
+                      double sum, uint64_t count) {
+  append_series(out, name, "_sum", labels);
+  append_value(out, sum);
+  out += '\n';
+  append_series(out, name, "_count", labels);
+  append_uint(out, count);
+  out += '\n';
+}
+
 const char* type_name(MetricType t) {
   switch (t) {
     case MetricType::Counter: return "counter";
@@ -122,12 +133,7 @@ std::string to_text(const std::vector<prometheus::MetricFamily>& families) {
             append_uint(out, b.cumulative_count);
             out += '\n';
           }
-          append_series(out, f.name, "_sum", m.label);
-          append_value(out, m.histogram.sample_sum);
-          out += '\n';
-          append_series(out, f.name, "_count", m.label);
-          append_uint(out, m.histogram.sample_count);
-          out += '\n';
+          append_sum_count(out, f.name, m.label, m.histogram.sample_sum, m.histogram.sample_count);
           break;
         case MetricType::Summary:
           for (const auto& q : m.summary.quantile) {
@@ -139,12 +145,7 @@ std::string to_text(const std::vector<prometheus::MetricFamily>& families) {
             append_value(out, q.value);
             out += '\n';
           }
-          append_series(out, f.name, "_sum", m.label);
-          append_value(out, m.summary.sample_sum);
-          out += '\n';
-          append_series(out, f.name, "_count", m.label);
-          append_uint(out, m.summary.sample_count);
-          out += '\n';
+          append_sum_count(out, f.name, m.label, m.summary.sample_sum, m.summary.sample_count);
           break;
         default:
           append_series(out, f.name, "", m.label);

@@ -104,15 +104,8 @@ class AdminServer::Connection : public HeadParser {
   // Parses the request at the front of in_: false when it is not whole yet (or the connection
   // ends), true when it was answered.
   bool parse_one() noexcept {
-    static const llhttp_settings_t settings = [] {
-      llhttp_settings_t s;
-      llhttp_settings_init(&s);
-      HeadParser::install(s);
-      s.on_headers_complete = on_headers_complete;
-      s.on_body = on_body;
-      s.on_message_complete = on_message_complete;
-      return s;
-    }();
+    static const llhttp_settings_t settings =
+        HeadParser::settings(on_headers_complete, on_body, on_message_complete);
     llhttp_init(&parser_, HTTP_REQUEST, &settings);
     parser_.data = static_cast<HeadParser*>(this);
     need_bytes_ = 0;

@@ -25,25 +25,18 @@ constexpr uint64_t kLingerBytes = 1024 * 1024; // and how much
 
 }  // namespace
 
-const llhttp_settings_t Downstream::kSettings = [] {
-  llhttp_settings_t s;
-  llhttp_settings_init(&s);
-  HeadParser::install(s);
-  s.on_headers_complete = on_headers_complete;
-  s.on_body = on_body;
-  s.on_message_complete = on_message_complete;
-  return s;
-}();
+const llhttp_settings_t Downstream::kSettings = HeadParser::settings(on_headers_complete, on_body, on_message_complete);
 
 Downstream::Downstream(Worker* worker, size_t listener, size_t buffer_bytes, size_t out_bytes)
     : worker_(worker),
       listener_(listener),
+      listener_stats_(&worker->listener_stats(listener)),
       buf_(new char[buffer_bytes]),
       cap_(buffer_bytes),
       req_out_(new char[out_bytes]),
       resp_out_(new char[out_bytes]),
       out_cap_(out_bytes) {
-  count_written_bytes_in(&worker->listener_stats(listener).bytes_sent);
+  count_written_bytes_in(&listener_stats_->bytes_sent);
 }
 
 int Downstream::accept(uv_stream_t* server) noexcept {
@@ -124,7 +117,7 @@ void Downstream::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) no
     return;
   }
   self->len_ += static_cast<size_t>(nread);
-  shm::bump(self->worker_->listener_stats(self->listener_).bytes_received, static_cast<uint64_t>(nread));
+  shm::bump(self->listener_stats_->bytes_received, static_cast<uint64_t>(nread));
   switch (self->phase_) {
     case Phase::Head:
       if (self->idle_deadline_ms_ != 0) {
@@ -231,7 +224,7 @@ void Downstream::begin_request() noexcept {
   body_bytes_ = response_bytes_ = 0;
   request_id_len_ = 0;
   breaker_pending_ = false;
-  series_ = &worker_->listener_stats(listener_);
+  series_ = listener_stats_;
   routed_ = counted_ = false;
   deferred_failure_ = Failure::Count;
   head_end_ = fwd_ = pos_ = 0;

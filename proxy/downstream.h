@@ -138,6 +138,7 @@ class Downstream final : public Conn, private HeadParser {
   shm::BreakerSlot* breaker_slot_ = nullptr;
   const BreakerConfig* breaker_ = nullptr;
   const std::string* breaker_name_ = nullptr;
+  shm::SeriesStats* listener_stats_;  // this worker's counters for the listener
   // This request's metrics series: the listener's until a route matches, then the route's.
   shm::SeriesStats* series_ = nullptr;
   bool routed_ = false;

@@ -3,7 +3,10 @@
 
 namespace fusebox::proxy {
 
-void HeadParser::install(llhttp_settings_t& s) noexcept {
+llhttp_settings_t HeadParser::settings(llhttp_cb on_headers_complete, llhttp_data_cb on_body,
+                                       llhttp_cb on_message_complete) noexcept {
+  llhttp_settings_t s;
+  llhttp_settings_init(&s);
   s.on_message_begin = on_message_begin;
   s.on_method = on_method;
   s.on_url = on_url;
@@ -12,6 +15,10 @@ void HeadParser::install(llhttp_settings_t& s) noexcept {
   s.on_header_field_complete = on_header_field_complete;
   s.on_header_value = on_header_value;
   s.on_header_value_complete = on_header_value_complete;
+  s.on_headers_complete = on_headers_complete;
+  s.on_body = on_body;
+  s.on_message_complete = on_message_complete;
+  return s;
 }
 
 int HeadParser::on_message_begin(llhttp_t* p) noexcept {

@@ -12,8 +12,9 @@ namespace fusebox::proxy {
 
 class HeadParser {
  public:
-  // Sets the head-building callbacks in s; the owner's own come after.
-  static void install(llhttp_settings_t& s) noexcept;
+  // Settings with the head-building callbacks and the owner's own three.
+  static llhttp_settings_t settings(llhttp_cb on_headers_complete, llhttp_data_cb on_body,
+                                    llhttp_cb on_message_complete) noexcept;
 
  protected:
   static HeadParser* of(llhttp_t* p) noexcept { return static_cast<HeadParser*>(p->data); }

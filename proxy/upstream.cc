@@ -9,15 +9,7 @@
 
 namespace fusebox::proxy {
 
-const llhttp_settings_t Upstream::kSettings = [] {
-  llhttp_settings_t s;
-  llhttp_settings_init(&s);
-  HeadParser::install(s);
-  s.on_headers_complete = on_headers_complete;
-  s.on_body = on_body;
-  s.on_message_complete = on_message_complete;
-  return s;
-}();
+const llhttp_settings_t Upstream::kSettings = HeadParser::settings(on_headers_complete, on_body, on_message_complete);
 
 Upstream::Upstream(UpstreamPool* pool, size_t buffer_bytes)
     : pool_(pool), buf_(new char[buffer_bytes]), cap_(buffer_bytes) {

@@ -222,20 +222,30 @@ std::string_view Segment::slot_name(uint32_t index) const noexcept {
   return slots_[index].name;
 }
 
+namespace {
+
+// An entry of a table keyed by two names (its members `first` and `second`), found or claimed.
+template <typename Entry, size_t N1, size_t N2>
+int64_t find_or_claim_pair(Entry* table, uint32_t cap, char (Entry::*first)[N1], char (Entry::*second)[N2],
+                           std::string_view a, std::string_view b) noexcept {
+  return find_or_claim(
+      fnv1a(a) * 31 + fnv1a(b), cap, [&](uint32_t j) -> std::atomic<uint32_t>& { return table[j].in_use; },
+      [&](uint32_t j) { return name_is(table[j].*first, a) && name_is(table[j].*second, b); },
+      [&](uint32_t j) {
+        store_name(table[j].*first, a);
+        store_name(table[j].*second, b);
+      });
+}
+
+}  // namespace
+
 Result<uint32_t> Segment::find_or_add_series(std::string_view listener, std::string_view cluster) {
   if (listener.empty() || listener.size() >= sizeof(SeriesName::listener) ||
       cluster.size() >= sizeof(SeriesName::cluster))
     return Error{"series \"" + std::string(listener) + "/" + std::string(cluster) +
                  "\": listener and cluster names must be under 64 characters"};
   const uint32_t cap = header_->max_series;
-  const uint64_t hash = fnv1a(listener) * 31 + fnv1a(cluster);
-  const int64_t i = find_or_claim(
-      hash, cap, [&](uint32_t j) -> std::atomic<uint32_t>& { return series_[j].in_use; },
-      [&](uint32_t j) { return name_is(series_[j].listener, listener) && name_is(series_[j].cluster, cluster); },
-      [&](uint32_t j) {
-        store_name(series_[j].listener, listener);
-        store_name(series_[j].cluster, cluster);
-      });
+  const int64_t i = find_or_claim_pair(series_, cap, &SeriesName::listener, &SeriesName::cluster, listener, cluster);
   if (i < 0)
     return Error{"metric series table full: " + std::to_string(cap) +
                  " listener-cluster pairs; raise shm.max_breakers (the table holds twice as many)"};
@@ -248,14 +258,8 @@ Result<uint32_t> Segment::find_or_add_endpoint(std::string_view cluster, std::st
     return Error{"endpoint \"" + std::string(endpoint) + "\" of cluster \"" + std::string(cluster) +
                  "\": the name is too long for the segment (127 characters at most)"};
   const uint32_t cap = header_->max_endpoints;
-  const uint64_t hash = fnv1a(cluster) * 31 + fnv1a(endpoint);
-  const int64_t i = find_or_claim(
-      hash, cap, [&](uint32_t j) -> std::atomic<uint32_t>& { return endpoints_[j].in_use; },
-      [&](uint32_t j) { return name_is(endpoints_[j].cluster, cluster) && name_is(endpoints_[j].endpoint, endpoint); },
-      [&](uint32_t j) {
-        store_name(endpoints_[j].cluster, cluster);
-        store_name(endpoints_[j].endpoint, endpoint);
-      });
+  const int64_t i =
+      find_or_claim_pair(endpoints_, cap, &EndpointHealth::cluster, &EndpointHealth::endpoint, cluster, endpoint);
   if (i < 0)
     return Error{"endpoint table full: " + std::to_string(cap) +
                  " checked endpoints; raise shm.max_breakers (the table holds four times as many)"};

@@ -67,8 +67,12 @@ constexpr const char* to_string(RejectReason r) noexcept {
 using Counter = std::atomic<uint64_t>;
 using Gauge = std::atomic<int64_t>;
 
-// A relaxed add: the block has one writer, and the readers want a sum, not an order.
-inline void bump(Counter& c, uint64_t n = 1) noexcept { c.fetch_add(n, std::memory_order_relaxed); }
+// A load and a store, not a locked read-modify-write: every counter has one writer (a worker's
+// block belongs to that worker alone; an endpoint's checks, to the master), and the readers want
+// a sum, not an order.
+inline void bump(Counter& c, uint64_t n = 1) noexcept {
+  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
 inline uint64_t read(const Counter& c) noexcept { return c.load(std::memory_order_relaxed); }
 
 // Per series and per worker. A series is a listener and a cluster its routes send to; the

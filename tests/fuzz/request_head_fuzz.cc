@@ -27,9 +27,7 @@ namespace {
 class FuzzHead : public fp::HeadParser {
  public:
   explicit FuzzHead(llhttp_type_t type) {
-    llhttp_settings_init(&settings_);
-    install(settings_);
-    settings_.on_headers_complete = [](llhttp_t*) { return static_cast<int>(HPE_PAUSED); };
+    settings_ = settings([](llhttp_t*) { return static_cast<int>(HPE_PAUSED); }, nullptr, nullptr);
     llhttp_init(&parser_, type, &settings_);
     parser_.data = static_cast<fp::HeadParser*>(this);
   }

@@ -425,6 +425,29 @@ class Probes(TestCase):
         self.assertEqual(m.get("fusebox_workers"), 2, m.text)
         self.assertEqual(http_request(fb.addr, "GET", "/after").status, 200)
 
+    def test_a_second_fusebox_on_the_same_admin_address_leaves_the_first_alone(self):
+        # Started by mistake with the same config: the same admin address, so the same segment.
+        # It must fail on the admin port before it touches what the first one's workers write.
+        up = self.start_upstream()
+        fb = self.start_fusebox(two_workers(config_for(up.addr)))
+        self.assertTrue(wait_until(lambda: admin(fb, "GET", "/readyz").status == 200, 5), fb.output())
+        held = Connection(fb.addr)  # an open client connection: the gauge says 1
+        self.addCleanup(held.close)
+        self.assertEqual(held.request("GET", "/x").status, 200)
+        self.assertTrue(wait_until(
+            lambda: scrape(fb).get("fusebox_downstream_connections_active", listener="main") == 1, 3))
+
+        env = dict(os.environ, FUSEBOX_SHM_NAME=fb.shm_name, FUSEBOX_ADMIN_ADDRESS=fb.admin_addr)
+        second = subprocess.run([FUSEBOX_BIN, "--config", fb.config_path], env=env, capture_output=True,
+                                text=True, timeout=10)
+        self.assertEqual(second.returncode, 1, second.stderr)
+        self.assertIn("(set admin.address, --admin or FUSEBOX_ADMIN_ADDRESS to a free port)", second.stderr)
+
+        r = admin(fb, "GET", "/readyz")
+        self.assertEqual((r.status, r.json()), (200, {"status": "ready", "workers": 2, "workers_ready": 2}))
+        self.assertEqual(scrape(fb).get("fusebox_downstream_connections_active", listener="main"), 1)
+        self.assertEqual(held.request("GET", "/y").status, 200)
+
 
 # ---------------------------------------------------------------- 4. auth
 
