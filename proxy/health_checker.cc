@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "proxy/address_choice.h"
 #include "proxy/log.h"
 #include "shm/breaker.h"
 #include "shm/clock.h"
@@ -140,7 +141,8 @@ class HealthChecker::Probe {
       if (self->checking_) self->finish(false, "cannot resolve");
       return;
     }
-    std::memcpy(&self->address_, res->ai_addr, res->ai_addrlen);
+    const addrinfo* chosen = preferred_address(res);
+    std::memcpy(&self->address_, chosen->ai_addr, chosen->ai_addrlen);
     uv_freeaddrinfo(res);
     if (self->checking_) self->connect();
   }

@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "proxy/address_choice.h"
 #include "proxy/downstream.h"
 #include "proxy/log.h"
 #include "proxy/upstream.h"
@@ -77,7 +78,8 @@ void UpstreamPool::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res)
   auto* e = static_cast<Endpoint*>(req->data);
   e->resolving = false;
   if (status == 0 && res != nullptr) {
-    std::memcpy(&e->address, res->ai_addr, res->ai_addrlen);
+    const addrinfo* chosen = preferred_address(res);
+    std::memcpy(&e->address, chosen->ai_addr, chosen->ai_addrlen);
     if (!e->resolved) FB_LOG(Info, "resolved %s", e->name.c_str());
     e->resolved = true;
   } else if (status != UV_ECANCELED) {

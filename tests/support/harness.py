@@ -152,10 +152,11 @@ class Fusebox(Process):
     """build/fusebox on a YAML config (written to a temporary file) or on command-line arguments."""
 
     def __init__(self, config: str | None = None, args: list[str] | None = None, env: dict | None = None,
-                 listeners: int | None = None):
+                 listeners: int | None = None, wrapper: list[str] | None = None):
         self.tmp = tempfile.TemporaryDirectory(prefix="fusebox-test-")
         self.config_path = None
-        argv = [FUSEBOX_BIN]
+        # wrapper: a command that ends by exec'ing its arguments (so the PID stays fusebox's).
+        argv = (wrapper or []) + [FUSEBOX_BIN]
         if config is not None:
             self.config_path = os.path.join(self.tmp.name, "fusebox.yaml")
             Path(self.config_path).write_text(config)
