@@ -7,7 +7,7 @@
 //
 // The file, key by key (defaults are the member initializers in config.h and shm/breaker_policy.h):
 //
-//   workers: auto | 1..256             # auto: the CPUs this process may use
+//   workers: auto | 1..32              # auto: the CPUs this process may use
 //   admin:
 //     address: 127.0.0.1:9901          # admin API and metrics
 //     token_file: /run/secrets/fusebox # the bearer token for changes (its first line; read at

@@ -235,9 +235,9 @@ void Downstream::begin_request() noexcept {
 // on a partial head too, so an error found mid-head still names the client's id.
 void Downstream::ensure_request_id() noexcept {
   if (request_id_len_ != 0) return;
-  // The client's id is kept if it is a plain token (UUIDs, hex, base64url): it is written into
-  // logs and JSON, where a quote or a control byte must not go. The upstream still gets the
-  // client's header as sent.
+  // The client's id is kept if it is a plain token (UUIDs, hex, base64url, trace ids) of at most
+  // 128 bytes: it is written into logs and JSON, where a quote or a control byte must not go.
+  // Else fusebox's own id replaces it, upstream too, so every hop names the request alike.
   const std::string_view id = trim_ows(head_.find("x-request-id"));
   const bool plain = !id.empty() && id.size() <= sizeof request_id_ &&
                      id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:+/=-") ==
@@ -245,11 +245,9 @@ void Downstream::ensure_request_id() noexcept {
   if (plain) {
     request_id_len_ = id.size();
     std::memcpy(request_id_, id.data(), request_id_len_);
-    request_id_generated_ = false;
   } else {
     worker_->make_request_id(request_id_);
     request_id_len_ = 32;
-    request_id_generated_ = true;
   }
 }
 
@@ -329,7 +327,6 @@ void Downstream::start_exchange() noexcept {
   const UpstreamRequestShape shape{
       .client_address = client_address_,
       .request_id = {request_id_, request_id_len_},
-      .request_id_generated = request_id_generated_,
       .upgrade = upgrade_,
       .default_host = worker_->pool(cluster_).endpoint_name(0),
   };

@@ -158,7 +158,7 @@ class Downstream final : public Conn, private HeadParser {
   size_t resp_out_len_ = 0;
 
   llhttp_t parser_{};
-  char request_id_[40] = {};
+  char request_id_[128] = {};  // a client's id longer than this is replaced
   size_t request_id_len_ = 0;
   char client_address_[48] = {};
   uint64_t body_bytes_ = 0;
@@ -182,7 +182,6 @@ class Downstream final : public Conn, private HeadParser {
 
   bool headers_done_ = false;
   bool body_too_big_ = false;   // a chunked body went over max_body_bytes: 413
-  bool request_id_generated_ = false;
   bool request_done_ = false;   // the whole request has been parsed
   bool request_sent_ = false;   // ... and written to the upstream
   bool head_sent_ = false;      // the request head went to the upstream

@@ -75,7 +75,6 @@ size_t write_upstream_request(char* out, size_t cap, const HttpHead& head,
   w << head.method << " " << (target.absolute && target.origin_form.front() == '?' ? "/" : "") << target.origin_form << " HTTP/1.1\r\n";
   bool has_host = target.absolute;
   if (target.absolute) w.header("Host", target.authority);
-  bool has_request_id = false;
   // X-Forwarded-For and Via are each folded into one field with our addition at the end.
   std::string_view forwarded_for[8];
   size_t n_forwarded_for = 0;
@@ -96,7 +95,9 @@ size_t write_upstream_request(char* out, size_t cap, const HttpHead& head,
       if (target.absolute) continue;
       has_host = true;
     }
-    if (iequals(h.name, "x-request-id")) has_request_id = true;
+    // The client's id goes on below as shape.request_id when fusebox kept it; one it replaced
+    // (not a plain token, or too long) must not reach the upstream beside the id fusebox logs.
+    if (iequals(h.name, "x-request-id")) continue;
     w.header(h.name, h.value);
   }
   if (!has_host && !shape.default_host.empty()) w.header("Host", shape.default_host);
@@ -105,7 +106,7 @@ size_t write_upstream_request(char* out, size_t cap, const HttpHead& head,
   w << shape.client_address << "\r\nVia: ";
   for (size_t i = 0; i < n_via; ++i) w << via[i] << ", ";
   w << "1.1 fusebox\r\n";
-  if (!has_request_id) w.header("x-request-id", shape.request_id);
+  w.header("x-request-id", shape.request_id);
   if (shape.upgrade) {
     w.header("Upgrade", head.find("upgrade"));
     w << "Connection: upgrade\r\n";

@@ -39,8 +39,7 @@ class HeadWriter {
 
 struct UpstreamRequestShape {
   std::string_view client_address;  // appended to X-Forwarded-For
-  std::string_view request_id;      // sent as x-request-id when generated (the client's is kept)
-  bool request_id_generated = false;
+  std::string_view request_id;      // sent as x-request-id: the client's kept one, or fusebox's
   bool upgrade = false;             // keep Upgrade and send Connection: upgrade
   std::string_view default_host;    // Host to add when the client sent none (HTTP/1.0)
 };

@@ -86,7 +86,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t out_len = fp::write_upstream_request(
       out, sizeof out, head,
       {.client_address = "127.0.0.1", .request_id = "0123456789abcdef0123456789abcdef",
-       .request_id_generated = true, .upgrade = llhttp_get_upgrade(&request.parser_) != 0,
+       .upgrade = llhttp_get_upgrade(&request.parser_) != 0,
        .default_host = "upstream:8080"});
   if (out_len == 0) return 0;  // did not fit: answered 431, nothing sent
 

@@ -46,6 +46,13 @@ def run_fusebox(*args: str, env: dict | None = None, timeout: float = 10.0) -> s
                           env=env or clean_env(), timeout=timeout)
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on (bound a moment ago, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def wait_for_workers(fb, count: int, timeout: float = 5.0) -> list[int]:
     deadline = time.monotonic() + timeout
     while len(fb.worker_pids()) < count and time.monotonic() < deadline:
@@ -175,6 +182,53 @@ class CommandLineConfig(TestCase):
                                 env=clean_env(FUSEBOX_WORKERS="2"))
         self.assertEqual(fb.wait_for_line(r"starting (\d+) workers").group(1), "1")
         self.assertEqual(len(wait_for_workers(fb, 2, timeout=0.5)), 1)
+
+    def test_an_invalid_fusebox_shm_name_exits_1_naming_the_variable(self):
+        r = run_fusebox("--listen", "127.0.0.1:0", "--upstream", self.up.addr,
+                        env=clean_env(FUSEBOX_SHM_NAME="../etc"))
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn('environment FUSEBOX_SHM_NAME: "../etc" is not 1-200 of [A-Za-z0-9_.-]', r.stderr)
+
+    def test_the_admin_flag_sets_the_admin_address_and_beats_fusebox_admin_address(self):
+        port = free_port()
+        fb = self.start_fusebox(args=["--listen", "127.0.0.1:0", "--upstream", self.up.addr,
+                                      "--admin", f"127.0.0.1:{port}"],
+                                env=clean_env(FUSEBOX_ADMIN_ADDRESS=f"127.0.0.1:{free_port()}"))
+        self.assertEqual(fb.admin_addr, f"127.0.0.1:{port}")
+        r = http_request(fb.admin_addr, "GET", "/metrics")
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(b"fusebox_", r.body)
+
+    def test_the_log_level_flag_beats_fusebox_log_level(self):
+        fb = self.start_fusebox(args=["--listen", "127.0.0.1:0", "--upstream", self.up.addr, "--log-level", "debug"],
+                                env=clean_env(FUSEBOX_LOG_LEVEL="info"))
+        fb.wait_for_line(r" debug .*accepting on 1 listeners")
+
+    def test_log_level_warn_leaves_out_info_lines(self):
+        port = free_port()
+        p = subprocess.Popen([FUSEBOX_BIN, "--listen", f"127.0.0.1:{port}", "--upstream", self.up.addr,
+                              "--workers", "1", "--admin", f"127.0.0.1:{free_port()}", "--log-level", "warn"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=clean_env())
+        try:
+            deadline = time.monotonic() + 10
+            status = None
+            while status is None and time.monotonic() < deadline:
+                try:
+                    status = http_request(f"127.0.0.1:{port}", "GET", "/quiet").status
+                except OSError:
+                    time.sleep(0.05)
+            self.assertEqual(status, 200)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            output = p.communicate(timeout=10)[0]
+        self.assertEqual(p.returncode, 0, output)
+        self.assertNotRegex(output, r"\d{3}Z (info|debug) ", output)
+
+    def test_an_unknown_log_level_flag_exits_1_naming_the_flag_and_the_levels(self):
+        r = run_fusebox("--listen", "127.0.0.1:0", "--upstream", self.up.addr, "--log-level", "loud")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn('--log-level "loud": "loud" is not a log level (debug, info, warn or error)', r.stderr)
 
     def test_an_invalid_fusebox_log_level_exits_1_naming_the_variable(self):
         r = run_fusebox("--listen", "127.0.0.1:0", "--upstream", self.up.addr,

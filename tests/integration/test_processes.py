@@ -123,22 +123,87 @@ def send_request(addr: str, path: str) -> Connection:
     return c
 
 
-def expected_auto_workers() -> int:
-    """What `workers: auto` must start: the CPUs this process may run on, bounded by the cgroup quota."""
-    cpus = len(os.sched_getaffinity(0))
+def cgroup_quota_cpus() -> int:
+    """The lowest CPU quota (rounded up; 0 = none) over this process's cgroup and its ancestors,
+    v2 and v1, read as fusebox reads it."""
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        if quota != "max":
-            cpus = min(cpus, -(-int(quota) // int(period)))  # 150000/100000 (1.5 CPUs): 2
-    except (OSError, ValueError):
-        try:  # cgroup v1
-            quota_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
-            period_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
-            if quota_us > 0 and period_us > 0:
-                cpus = min(cpus, -(-quota_us // period_us))
-        except (OSError, ValueError):
-            pass
-    return max(1, cpus)
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return 0
+    quotas = []
+    for line in lines:
+        hierarchy, controllers, path = line.split(":", 2)
+        v2 = hierarchy == "0" and controllers == ""
+        if not v2 and "cpu" not in controllers.split(","):
+            continue
+        level = path.rstrip("/")
+        while True:
+            try:
+                if v2:
+                    quota, period = Path(f"/sys/fs/cgroup{level}/cpu.max").read_text().split()
+                    quota = -1 if quota == "max" else int(quota)
+                else:
+                    quota = int(Path(f"/sys/fs/cgroup/cpu{level}/cpu.cfs_quota_us").read_text())
+                    period = Path(f"/sys/fs/cgroup/cpu{level}/cpu.cfs_period_us").read_text()
+                if quota > 0 and int(period) > 0:
+                    quotas.append(-(-quota // int(period)))  # 150000/100000 (1.5 CPUs): 2
+            except (OSError, ValueError):
+                pass
+            if not level:
+                break
+            level = level[:level.rindex("/")]
+    return min(quotas, default=0)
+
+
+def expected_auto_workers() -> int:
+    """What `workers: auto` must start: the CPUs this process may run on, bounded by the cgroup
+    quota, at most 32."""
+    cpus = len(os.sched_getaffinity(0))
+    quota = cgroup_quota_cpus()
+    if quota:
+        cpus = min(cpus, quota)
+    return min(max(1, cpus), 32)
+
+
+class CpuQuotaCgroup:
+    """A new cgroup with a quota of one CPU (v2 where its cpu controller is enabled, else v1),
+    and a wrapper that moves a command into it before exec'ing it; removed once empty."""
+
+    def __init__(self):
+        name = f"fusebox-test-{os.getpid()}-{time.monotonic_ns()}"
+        v2_root = Path("/sys/fs/cgroup")
+        if "cpu" in self._read(v2_root / "cgroup.subtree_control").split():
+            self.dir = v2_root / name
+            self.dir.mkdir()
+            (self.dir / "cpu.max").write_text("100000 100000\n")
+        elif Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").exists():
+            self.dir = Path("/sys/fs/cgroup/cpu") / name
+            self.dir.mkdir()
+            (self.dir / "cpu.cfs_period_us").write_text("100000\n")
+            (self.dir / "cpu.cfs_quota_us").write_text("100000\n")
+        else:
+            raise OSError("no cgroup cpu controller to write to")
+        self.wrapper = ["sh", "-c", f'echo $$ > {self.dir}/cgroup.procs && exec "$0" "$@"']
+
+    @staticmethod
+    def _read(path: Path) -> str:
+        try:
+            return path.read_text()
+        except OSError:
+            return ""
+
+    def remove(self):
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                self.dir.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:  # still busy with processes that are exiting
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
 
 class Drain(TestCase):
@@ -356,9 +421,9 @@ class WorkerCount(TestCase):
     def setUp(self):
         self.up = self.start_upstream()
 
-    def start_and_count(self, config: str) -> tuple[int, int]:
+    def start_and_count(self, config: str, **kwargs) -> tuple[int, int]:
         """(workers the master says it starts, worker processes that exist)."""
-        fb = self.start_fusebox(config)
+        fb = self.start_fusebox(config, **kwargs)
         announced = int(fb.wait_for_line(r"starting (\d+) workers").group(1))
         wait_until(lambda: len(fb.worker_pids()) >= announced, 5)
         time.sleep(0.2)  # and no more than that
@@ -378,6 +443,20 @@ class WorkerCount(TestCase):
         finally:
             os.sched_setaffinity(0, cpus)
         self.assertEqual(fb_counts, (1, 1))
+
+    def test_workers_auto_counts_a_cpu_quota_on_its_own_cgroup(self):
+        # A quota on the process's own cgroup, not on the hierarchy's root: as systemd's
+        # CPUQuota= or a container without a cgroup namespace sets it.
+        if len(os.sched_getaffinity(0)) < 2:
+            self.skipTest("one usable CPU: a quota of one CPU would change nothing")
+        if os.geteuid() != 0:
+            self.skipTest("creating a cgroup needs root")
+        try:
+            cgroup = CpuQuotaCgroup()
+        except OSError as e:
+            self.skipTest(f"cannot create a cgroup with a CPU quota here: {e}")
+        self.addCleanup(cgroup.remove)  # runs after fusebox is stopped (cleanups run last first)
+        self.assertEqual(self.start_and_count(config(self.up.addr, "auto"), wrapper=cgroup.wrapper), (1, 1))
 
 
 if __name__ == "__main__":

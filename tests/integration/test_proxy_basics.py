@@ -2,6 +2,7 @@
 
 import json
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
@@ -63,10 +64,30 @@ class ProxyBasics(TestCase):
         self.assertEqual(got["via"], "1.0 edge, 1.1 fusebox")
         self.assertRegex(got["x-request-id"], r"^[0-9a-f]{32}$")
 
+    def upstream_request_ids(self, client_id: str) -> list[str]:
+        echo = http_request(self.fb.addr, "GET", "/e?echo=1", {"X-Request-Id": client_id}).json()
+        return [v for k, v in echo["headers"] if k.lower() == "x-request-id"]
+
     def test_a_client_request_id_is_kept(self):
-        echo = http_request(self.fb.addr, "GET", "/e?echo=1", {"X-Request-Id": "abc-123"}).json()
-        ids = [v for k, v in echo["headers"] if k.lower() == "x-request-id"]
-        self.assertEqual(ids, ["abc-123"])
+        self.assertEqual(self.upstream_request_ids("abc-123"), ["abc-123"])
+        trace = "Root=1-67891233-abcdef012345678912345678;Parent=53995c3f42cd8ad8"  # not a plain token
+        long_plain = "t" * 128
+        self.assertEqual(self.upstream_request_ids(long_plain), [long_plain])
+        for replaced in (trace, "u" * 129, 'has "quotes"'):
+            ids = self.upstream_request_ids(replaced)
+            self.assertEqual(len(ids), 1, ids)  # fusebox's alone: the upstream and the logs agree
+            self.assertRegex(ids[0], r"^[0-9a-f]{32}$")
+
+    def test_an_error_is_logged_once_with_the_request_id_its_answer_names(self):
+        start = len(self.fb.lines)
+        r = http_request(self.fb.addr, "GET", "/x?reset=1", {"X-Request-Id": "trace-reset-1"})
+        self.assertEqual(r.status, 502, r)
+        self.assertEqual(r.json()["request_id"], "trace-reset-1")
+        self.fb.wait_for_line(r"request_id=trace-reset-1", start=start)
+        time.sleep(0.2)  # a second line, if any, would be written by now
+        lines = [line for line in self.fb.lines[start:] if "trace-reset-1" in line]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("502 upstream_reset", lines[0])
 
     def test_response_hop_by_hop_headers_are_removed(self):
         r = http_request(self.fb.addr, "GET", "/h?header=Keep-Alive:timeout%3D9&header=X-Up:yes")
@@ -124,6 +145,54 @@ class AccessLog(TestCase):
         fb.stop()
         self.assertNotIn('"request_id":"log-4"', fb.output())
 
+
+
+def wait_until(predicate, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return predicate()
+
+
+class PoolLimits(TestCase):
+    """max_connections (per worker, in flight and idle) and max_idle (idle kept per endpoint)."""
+
+    def setUp(self):
+        self.up = self.start_upstream()
+
+    def in_flight(self, fb, path: str) -> Connection:
+        c = Connection(fb.addr, timeout=5)
+        self.addCleanup(c.close)
+        c.send(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        return c
+
+    def test_over_max_connections_a_request_gets_503_upstream_overloaded_at_once(self):
+        fb = self.start_fusebox(config_for(self.up.addr, cluster="max_connections: 1"))
+        slow = self.in_flight(fb, "/slow?delay=800")
+        self.assertTrue(wait_until(lambda: self.up.stats()["requests"] == 1), "the slow request reached the upstream")
+        with Connection(fb.addr, timeout=5) as c:
+            start = time.monotonic()
+            r = c.request("GET", "/second")
+            self.assertLess(time.monotonic() - start, 0.5)
+            self.assertEqual(r.status, 503, r)
+            self.assertEqual(r.header("content-type"), "application/json")
+            self.assertEqual(r.json()["error"], "upstream_overloaded")
+            self.assertEqual(slow.read_response().status, 200)
+            self.assertEqual(c.request("GET", "/third").status, 200)  # the one connection is free again
+        self.assertEqual(self.up.stats()["connections"], 1)
+
+    def test_max_idle_bounds_the_idle_connections_kept(self):
+        fb = self.start_fusebox(config_for(self.up.addr, cluster="max_idle: 1"))
+        clients = [self.in_flight(fb, f"/together{i}?delay=300") for i in range(3)]
+        for c in clients:
+            self.assertEqual(c.read_response().status, 200)
+        self.assertEqual(self.up.stats()["connections"], 3)  # three at once need three
+        # Two of them are closed as they come back; one waits, idle, for the next request.
+        self.assertTrue(wait_until(lambda: self.up.stats()["active_connections"] == 1),
+                        self.up.stats())
+        for i in range(3):
+            self.assertEqual(http_request(fb.addr, "GET", f"/after{i}").status, 200)
+        self.assertEqual(self.up.stats()["connections"], 3)  # all three reused the idle one
 
 if __name__ == "__main__":
     main()

@@ -193,6 +193,7 @@ TEST_CASE("a config with every key loads every value") {
   const Config c = load(R"(workers: 4
 admin:
   address: 0.0.0.0:9902
+  token_file: /etc/fusebox/admin-token
 log_level: debug
 access_log: /var/log/fusebox/access.log
 drain_timeout: 20s
@@ -221,6 +222,7 @@ clusters:
   CHECK(c.source == "fusebox.yaml");
   CHECK(c.workers == 4);
   CHECK(c.admin_address.to_string() == "0.0.0.0:9902");
+  CHECK(c.admin_token_file == "/etc/fusebox/admin-token");
   CHECK(c.log_level == LogLevel::Debug);
   CHECK(c.access_log == AccessLogTarget::File);
   CHECK(c.access_log_path == "/var/log/fusebox/access.log");
@@ -357,6 +359,16 @@ TEST_CASE("health_check: off unless given; every key with its default; path requ
   CHECK(only_error(kBase + "    health_check: {path: /h, expected_statuses: []}\n") ==
         "fusebox.yaml:10: clusters[0] (payments).health_check.expected_statuses: at least one status is required");
   CHECK(only_error(kBase + "    health_check: {path: /h, intervall: 1s}\n").find("did you mean") != std::string::npos);
+  CHECK(only_error(kBase + "    health_check: {path: /h, host: \"\"}\n") ==
+        "fusebox.yaml:10: clusters[0] (payments).health_check.host: a host must not be empty");
+  CHECK(only_error(kBase + "    health_check: {path: /h, host: a/b}\n") ==
+        R"(fusebox.yaml:10: clusters[0] (payments).health_check.host: "a/b" is not a host name (no spaces, slashes or control bytes))");
+}
+
+TEST_CASE("admin.token_file: a path, neither empty nor holding a NUL byte") {
+  CHECK(only_error(kBase + "admin: {token_file: \"\"}\n") == "fusebox.yaml:10: admin.token_file: a path must not be empty");
+  CHECK(only_error(kBase + "admin: {token_file: \"/run/a\\0b\"}\n") ==
+        "fusebox.yaml:10: admin.token_file: a path must not hold a NUL byte");
 }
 
 TEST_CASE("a route may have a breaker of its own: the cluster's settings with its own on top") {

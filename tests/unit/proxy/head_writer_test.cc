@@ -78,8 +78,7 @@ TEST_CASE("the upstream request drops hop-by-hop fields and adds forwarding fiel
   Parsed p(
       "POST /x HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nKeep-Alive: 5\r\n"
       "TE: trailers\r\nProxy-Connection: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
-  const std::string out = upstream_request(p.head, {.client_address = "10.0.0.9", .request_id = "id1",
-                                                    .request_id_generated = true});
+  const std::string out = upstream_request(p.head, {.client_address = "10.0.0.9", .request_id = "id1"});
   CHECK(out ==
         "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nX-Forwarded-For: 10.0.0.9\r\n"
         "Via: 1.1 fusebox\r\nx-request-id: id1\r\n\r\n");
@@ -90,14 +89,20 @@ TEST_CASE("X-Forwarded-For and Via are extended, and the client's request id is 
            "Via: 1.0 a\r\nX-Request-Id: mine\r\n\r\n");
   const std::string out = upstream_request(p.head, {.client_address = "3.3.3.3", .request_id = "mine"});
   CHECK(out ==
-        "GET / HTTP/1.1\r\nHost: h\r\nX-Request-Id: mine\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3\r\n"
-        "Via: 1.0 a, 1.1 fusebox\r\n\r\n");
+        "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3\r\n"
+        "Via: 1.0 a, 1.1 fusebox\r\nx-request-id: mine\r\n\r\n");
+}
+
+TEST_CASE("a client's request id that fusebox replaced does not reach the upstream") {
+  Parsed p("GET / HTTP/1.1\r\nHost: h\r\nX-Request-Id: \"quoted\"\r\n\r\n");
+  const std::string out = upstream_request(p.head, {.client_address = "c", .request_id = "0123abcd"});
+  CHECK(out == "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: c\r\nVia: 1.1 fusebox\r\nx-request-id: 0123abcd\r\n\r\n");
 }
 
 TEST_CASE("an upgrade keeps Upgrade and says Connection: upgrade") {
   Parsed p("GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
   const std::string out =
-      upstream_request(p.head, {.client_address = "c", .request_id = "r", .request_id_generated = true, .upgrade = true});
+      upstream_request(p.head, {.client_address = "c", .request_id = "r", .upgrade = true});
   CHECK(out ==
         "GET /ws HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: c\r\nVia: 1.1 fusebox\r\nx-request-id: r\r\n"
         "Upgrade: websocket\r\nConnection: upgrade\r\n\r\n");
@@ -105,8 +110,7 @@ TEST_CASE("an upgrade keeps Upgrade and says Connection: upgrade") {
 
 TEST_CASE("an HTTP/1.0 request without Host gets the endpoint as Host") {
   Parsed p("GET / HTTP/1.0\r\n\r\n");
-  const std::string out = upstream_request(p.head, {.client_address = "c", .request_id = "r",
-                                                    .request_id_generated = true, .default_host = "up:8080"});
+  const std::string out = upstream_request(p.head, {.client_address = "c", .request_id = "r", .default_host = "up:8080"});
   CHECK(out.find("\r\nHost: up:8080\r\n") != std::string::npos);
   CHECK(out.rfind("GET / HTTP/1.1\r\n", 0) == 0);
 }
