@@ -544,8 +544,10 @@ bool Downstream::on_response_head(const HttpHead& head, int status, bool close_d
   // (A request body still arriving does not close by itself: finish_exchange closes if it has
   // not ended by the end of the response, without announcing it early to a client that may
   // finish sending in time.)
+  // A request that asked for an upgrade and got none ends the connection too (finish_exchange):
+  // the client must hear it, or it sends its next request into a closing socket.
   close_after_ = !keep_alive_ || draining_ || client_eof_ || close_delimited ||
-                 (http10 && head.has("transfer-encoding")) || close_after_;
+                 (http10 && head.has("transfer-encoding")) || (upgrade_ && status != 101) || close_after_;
   const DownstreamResponseShape shape{
       .status = status,
       .close = close_after_,
@@ -908,6 +910,12 @@ void Downstream::send_own_response() noexcept {
     // An interim (1xx) head is still being written: this answer cannot follow it in order.
     close();
     return;
+  }
+  if (head_request_) {
+    // A response to HEAD is its head alone (RFC 9110 §9.3.2), Content-Length kept: a body would
+    // be read as the next response by a client that keeps the connection.
+    const std::string_view answer(resp_out_.get(), resp_out_len_);
+    if (const size_t end = answer.find("\r\n\r\n"); end != std::string_view::npos) resp_out_len_ = end + 4;
   }
   response_started_ = response_head_written_ = true;
   response_done_ = true;

@@ -35,6 +35,11 @@ class ConnectionOptions {
     for (const Header& h : head) {
       if (!iequals(h.name, "connection")) continue;
       for_each_token(h.value, [&](std::string_view token) {
+        // Never the framing or Host: "Connection: content-length" would otherwise strip the
+        // length from a head whose body still follows, and the body would reach the upstream
+        // as a request of its own (smuggling). HAProxy and nginx ignore these names too.
+        if (iequals(token, "content-length") || iequals(token, "transfer-encoding") || iequals(token, "host"))
+          return true;
         if (n_ < kMax) names_[n_++] = token;
         return true;
       });

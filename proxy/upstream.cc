@@ -366,10 +366,12 @@ bool Upstream::finish_message() noexcept {
 int Upstream::on_headers_complete(llhttp_t* p) noexcept {
   auto* self = of(p);
   self->headers_done_ = true;
-  // A response to HEAD has no body whatever its Content-Length says (RFC 9110 §9.3.2): skip it,
-  // the message then completes at once (and we learn the head there).
+  // A response to HEAD has no body whatever its Content-Length says (RFC 9110 §9.3.2), nor has a
+  // 204 or a 304 (RFC 9112 §6.3), which may carry the Content-Length of what a 200 would have
+  // sent: skip it, the message then completes at once (and we learn the head there). llhttp
+  // would wait for those bytes, which never come.
   const int status = llhttp_get_status_code(p);
-  if (self->head_request_ && status >= 200) return 1;
+  if ((self->head_request_ && status >= 200) || status == 204 || status == 304) return 1;
   return HPE_PAUSED;
 }
 

@@ -96,7 +96,9 @@ def established(local_port: int, peer_port: int) -> bool:
     return bool(out.strip())
 
 
-class Regressions(TestCase):
+class RegressionCase(TestCase):
+    """The helpers every regression test uses; no tests of its own."""
+
     def raw_upstream(self, script) -> RawUpstream:
         up = RawUpstream(script)
         self.addCleanup(up.stop)
@@ -132,6 +134,9 @@ class Regressions(TestCase):
         died = [line for line in fb.output().splitlines() if WORKER_DIED.search(line)]
         self.assertEqual(died, [], "a worker died; fusebox log:\n" + fb.output())
         self.assertEqual(fb.worker_pids(), pids_before, "the worker was replaced; fusebox log:\n" + fb.output())
+
+
+class Regressions(RegressionCase):
 
     # ---------------------------------------------------------------- retry_post.py
 
@@ -439,6 +444,83 @@ class InterimResponses(TestCase):
         self.assertEqual(statuses, [103] * 600 + [200])
         self.assertEqual(r.body, b"ok")
 
+
+
+class FramingAndHead(RegressionCase):
+    """Found by reading the code (2026-12-06): framing named in Connection, bodiless statuses
+    that declare a length, fusebox's own answers to HEAD, an upgrade that did not happen."""
+
+    def test_connection_naming_content_length_does_not_strip_the_framing(self):
+        up = self.start_upstream()
+        fb = self.start_fusebox(config_for(up.addr))
+        inner = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+        c = self.connect(fb)
+        r = self.request(fb, c, "POST", "/outer?echo=1",
+                         {"Connection": "content-length, transfer-encoding, host", "Content-Length": str(len(inner))},
+                         inner)
+        self.assertEqual(r.status, 200, r)
+        echo = r.json()
+        got = {k.lower(): v for k, v in echo["headers"]}
+        self.assertEqual(got.get("content-length"), str(len(inner)), echo["headers"])
+        self.assertEqual(got.get("host"), "test")
+        self.assertEqual(echo["body_bytes"], len(inner))
+        self.assertEqual(self.request(fb, c, "GET", "/next").status, 200)
+        self.assertEqual(up.stats()["requests"], 2, "the body reached the upstream as a request of its own")
+
+    def test_an_upstream_response_naming_content_length_in_connection_keeps_it(self):
+        def answer(peer):
+            while peer.read_head() is not None:
+                peer.send(b"HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 3\r\n\r\nok\n")
+
+        fb = self.start_fusebox(config_for(self.raw_upstream(answer).addr, cluster=NO_BREAKER))
+        c = self.connect(fb)
+        for path in ("/a", "/b"):
+            r = self.request(fb, c, "GET", path)
+            self.assertEqual((r.status, r.header("content-length"), r.body), (200, "3", b"ok\n"), r)
+
+    def test_a_304_or_204_with_a_content_length_completes_at_once(self):
+        def answer(peer):
+            while (head := peer.read_head()) is not None:
+                status = b"304 Not Modified" if b" /304" in head.split(b"\r\n", 1)[0] else b"204 No Content"
+                peer.send(b"HTTP/1.1 " + status + b"\r\nContent-Length: 1234\r\nETag: \"v1\"\r\n\r\n")
+
+        up = self.raw_upstream(answer)
+        fb = self.start_fusebox(config_for(up.addr, cluster=NO_BREAKER + "\nrequest_timeout: 10s"))
+        c = self.connect(fb)
+        for path, status in (("/304", 304), ("/204", 204), ("/304", 304)):
+            start = time.monotonic()
+            r = self.request(fb, c, "GET", path)
+            self.assertLess(time.monotonic() - start, 2.0, f"{path} waited for a body that never comes")
+            self.assertEqual(r.status, status, r)
+        self.assertEqual(up.accepted, 1, "the upstream connection was not kept for the next request")
+
+    def test_fusebox_answers_head_with_a_head_alone(self):
+        with socket.socket() as s:  # a port nothing listens on: every request gets 502
+            s.bind(("127.0.0.1", 0))
+            closed = f"127.0.0.1:{s.getsockname()[1]}"
+        fb = self.start_fusebox(config_for(closed, cluster=NO_BREAKER))
+        c = self.connect(fb)
+        head = self.request(fb, c, "HEAD", "/down")
+        self.assertEqual(head.status, 502, head)
+        self.assertGreater(int(head.header("content-length")), 0)
+        # The next response on the connection parses as one: no JSON body was left in between.
+        r = self.request(fb, c, "GET", "/down")
+        self.assertEqual(r.status, 502, r)
+        self.assertEqual(r.json()["error"], "upstream_connect_failed")
+        self.assertEqual(len(r.body), int(head.header("content-length")), "HEAD's length is the GET body's")
+
+    def test_an_upgrade_answered_without_101_says_connection_close(self):
+        def answer(peer):
+            while peer.read_head() is not None:
+                peer.send(OK_RESPONSE)
+
+        fb = self.start_fusebox(config_for(self.raw_upstream(answer).addr, cluster=NO_BREAKER))
+        c = self.connect(fb)
+        r = self.request(fb, c, "GET", "/h2c", {"Connection": "Upgrade, HTTP2-Settings", "Upgrade": "h2c",
+                                                 "HTTP2-Settings": "AAMAAABkAAQAAP__"})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual((r.header("connection") or "").lower(), "close", r)
+        self.assertTrue(c.closed_by_peer(), "fusebox said close and must then close")
 
 if __name__ == "__main__":
     main()
