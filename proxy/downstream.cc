@@ -164,7 +164,7 @@ void Downstream::on_client_eof(int status) noexcept {
   // and a tunnel carries the other direction on after a FIN; anything else (a reset, a request
   // cut short) ends the connection now.
   if (phase_ == Phase::Exchange && request_done_ && status == UV_EOF) {
-    close_after_ = true;
+    if (client_finished()) close_after_ = true;
     return;
   }
   if (phase_ == Phase::Tunnel && status == UV_EOF) {
@@ -192,7 +192,11 @@ void Downstream::parse_head() noexcept {
   const llhttp_errno_t err = llhttp_execute(&parser_, buf_.get() + pos_, len_ - pos_);
   if (err == HPE_OK) {
     pos_ = len_;
-    if (len_ > max_head || len_ == cap_) reply_error(Failure::HeaderTooLarge, nullptr);
+    if (len_ > max_head || len_ == cap_) {
+      reply_error(Failure::HeaderTooLarge, nullptr);
+    } else if (client_eof_) {
+      close();  // a pipelined head cut short by the client's FIN: the rest will never come
+    }
     return;
   }
   if (err == HPE_PAUSED && headers_done_) {
@@ -456,6 +460,13 @@ void Downstream::on_tunnel_progress() noexcept {
 
 void Downstream::upstream_write_failed(int status) noexcept {
   if (status == UV_ECANCELED || up_ == nullptr) return;  // we closed it ourselves
+  if (phase_ == Phase::Tunnel) {
+    // Nothing the client sends can reach the upstream any more: end the tunnel now, or a client
+    // that keeps sending would keep a dead tunnel open (each byte refreshes the idle deadline).
+    release_upstream();
+    close();
+    return;
+  }
   Upstream* u = up_;
   const bool may_retry = u->reused() && !response_started_;
   up_ = nullptr;
@@ -546,7 +557,7 @@ bool Downstream::on_response_head(const HttpHead& head, int status, bool close_d
   // finish sending in time.)
   // A request that asked for an upgrade and got none ends the connection too (finish_exchange):
   // the client must hear it, or it sends its next request into a closing socket.
-  close_after_ = !keep_alive_ || draining_ || client_eof_ || close_delimited ||
+  close_after_ = !keep_alive_ || draining_ || client_finished() || close_delimited ||
                  (http10 && head.has("transfer-encoding")) || (upgrade_ && status != 101) || close_after_;
   const DownstreamResponseShape shape{
       .status = status,
@@ -692,7 +703,7 @@ void Downstream::on_write_done(int status) noexcept {
 void Downstream::finish_exchange() noexcept {
   count_request();
   log_access();
-  if (close_after_ || !keep_alive_ || !request_done_ || draining_ || client_eof_ || upgrade_) {
+  if (close_after_ || !keep_alive_ || !request_done_ || draining_ || client_finished() || upgrade_) {
     linger();
     return;
   }
@@ -839,6 +850,7 @@ void Downstream::reply_error(Failure failure, const char* detail) noexcept {
     deferred_detail_ = detail;
     release_upstream();
     response_deadline_ms_ = request_deadline_ms_ = 0;
+    arm_timer();  // the write deadline: on_timer, which may have called us, re-arms nothing
     return;
   }
   const FailureInfo& f = info(failure);
@@ -863,7 +875,7 @@ void Downstream::reply_error(Failure failure, const char* detail) noexcept {
     request_done_ = false;
   }
   status_ = f.status;
-  close_after_ = !keeps_connection(failure) || !request_done_ || !keep_alive_ || draining_ || client_eof_ ||
+  close_after_ = !keeps_connection(failure) || !request_done_ || !keep_alive_ || draining_ || client_finished() ||
                  upgrade_;
   resp_out_len_ = format_error_response(resp_out_.get(), out_cap_, failure, detail ? detail : "",
                                         {request_id_, request_id_len_}, close_after_);
@@ -878,7 +890,7 @@ void Downstream::reply_rejected(shm::State state) noexcept {
   failure_ = Failure::BreakerOpen;
   shm::bump(worker_->pool(cluster_).stats().rejected[static_cast<int>(shm::RejectReason::Breaker)]);
   release_upstream();
-  close_after_ = !request_done_ || !keep_alive_ || draining_ || client_eof_ || upgrade_;
+  close_after_ = !request_done_ || !keep_alive_ || draining_ || client_finished() || upgrade_;
   char extra[256];
   int n = std::snprintf(extra, sizeof extra, "x-fusebox-breaker: %s; state=%s\r\n", breaker_name_->c_str(),
                         state == shm::State::HalfOpen ? "half_open" : shm::to_string(state));

@@ -95,6 +95,9 @@ class Downstream final : public Conn, private HeadParser {
   void on_client_eof(int status) noexcept;
   void drive() noexcept;
   void begin_request() noexcept;
+  // The client sent FIN and no pipelined request waits behind the current one: the connection
+  // ends with this exchange. (Requests sent before the FIN are still answered, in order.)
+  bool client_finished() const noexcept { return client_eof_ && pos_ == len_; }
   void ensure_request_id() noexcept;
   void parse_head() noexcept;
   void start_exchange() noexcept;

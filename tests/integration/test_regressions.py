@@ -522,5 +522,65 @@ class FramingAndHead(RegressionCase):
         self.assertEqual((r.header("connection") or "").lower(), "close", r)
         self.assertTrue(c.closed_by_peer(), "fusebox said close and must then close")
 
+
+class ConnectionEnds(RegressionCase):
+    """How a connection ends: a FIN behind pipelined requests, a tunnel whose upstream is gone."""
+
+    def test_requests_pipelined_before_the_clients_fin_are_all_answered(self):
+        up = self.start_upstream()
+        fb = self.start_fusebox(config_for(up.addr))
+        s = socket.create_connection(split_addr(fb.addr), timeout=5)
+        self.addCleanup(s.close)
+        s.sendall(b"".join(b"GET /p%d?body=r%d HTTP/1.1\r\nHost: t\r\n\r\n" % (i, i) for i in range(3)))
+        s.shutdown(socket.SHUT_WR)  # printf '...' | nc -N
+        data, how = read_until_closed(s, 5)
+        self.assertEqual(how, "eof", data)
+        self.assertEqual(re.findall(rb"HTTP/1.1 (\d+)", data), [b"200"] * 3, data)
+        self.assertEqual(re.findall(rb"\r\n\r\n(r\d)", data), [b"r0", b"r1", b"r2"], data)
+        last_head = data[data.rindex(b"HTTP/1.1"):]
+        self.assertIn(b"Connection: close", last_head, "the last answer says the connection ends")
+        self.assertEqual(up.stats()["requests"], 3)
+
+    def test_a_head_cut_short_by_the_clients_fin_ends_the_connection_at_once(self):
+        up = self.start_upstream()
+        fb = self.start_fusebox(config_for(up.addr, listener="header_timeout: 5s"))
+        s = socket.create_connection(split_addr(fb.addr), timeout=5)
+        self.addCleanup(s.close)
+        s.sendall(b"GET /whole HTTP/1.1\r\nHost: t\r\n\r\nGET /cut HTTP/1.1\r\nHo")
+        s.shutdown(socket.SHUT_WR)
+        start = time.monotonic()
+        data, how = read_until_closed(s, 4)
+        self.assertIn(how, ("eof", "reset"), data)
+        self.assertLess(time.monotonic() - start, 2.0, "waited for the rest of a head after the FIN")
+        self.assertEqual(re.findall(rb"HTTP/1.1 (\d+)", data), [b"200"], data)
+
+    def test_a_tunnel_whose_upstream_went_away_is_closed_while_the_client_keeps_sending(self):
+        def switch_then_vanish(peer):
+            if peer.read_head() is None:
+                return
+            peer.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n")
+            peer.sock.shutdown(socket.SHUT_WR)  # its FIN, passed on to the client
+            time.sleep(0.2)
+            peer.sock.close()  # and gone: what fusebox writes next is answered with a reset
+
+        fb = self.start_fusebox(config_for(self.raw_upstream(switch_then_vanish).addr, cluster=NO_BREAKER,
+                                           listener="idle_timeout: 30s"))
+        s = socket.create_connection(split_addr(fb.addr), timeout=5)
+        self.addCleanup(s.close)
+        s.sendall(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n")
+        data, how = read_until_closed(s, 3)  # the 101, then the upstream's FIN passed on
+        self.assertTrue(data.startswith(b"HTTP/1.1 101"), data)
+        self.assertEqual(how, "eof")
+        time.sleep(0.4)  # the upstream is gone now
+        deadline = time.monotonic() + 3
+        ended = False
+        while time.monotonic() < deadline and not ended:
+            try:
+                s.sendall(b"ping")  # a client that keeps talking into the tunnel
+            except (BrokenPipeError, ConnectionResetError):
+                ended = True
+            time.sleep(0.1)
+        self.assertTrue(ended, "fusebox kept the client's side of a dead tunnel open")
+
 if __name__ == "__main__":
     main()
