@@ -220,7 +220,7 @@ void Downstream::begin_request() noexcept {
   head_.clear();
   phase_ = Phase::Head;
   headers_done_ = request_done_ = request_sent_ = head_sent_ = upstream_ready_ = false;
-  response_started_ = response_head_written_ = response_done_ = retried_ = false;
+  response_started_ = response_head_written_ = response_done_ = retried_ = upstream_stopped_taking_ = false;
   body_too_big_ = keep_alive_ = upgrade_ = head_request_ = false;
   tunnel_client_shut_ = tunnel_shutting_ = false;
   status_ = 0;
@@ -396,6 +396,7 @@ void Downstream::parse_body() noexcept {
 // every byte read). One write at a time; on_upstream_written calls back here.
 void Downstream::forward() noexcept {
   if ((phase_ != Phase::Exchange && phase_ != Phase::Tunnel) || up_ == nullptr || !upstream_ready_ ||
+      upstream_stopped_taking_ ||
       up_->writing())
     return;
   uv_buf_t bufs[2];
@@ -465,6 +466,13 @@ void Downstream::upstream_write_failed(int status) noexcept {
     // that keeps sending would keep a dead tunnel open (each byte refreshes the idle deadline).
     release_upstream();
     close();
+    return;
+  }
+  if (phase_ == Phase::Exchange && (body_bytes_ > 0 || !request_done_)) {
+    // An upstream may answer an upload early (413, 401) and close without reading the rest, so
+    // the body's write fails, often before the answer is read. The answer is worth more than a
+    // 502: send no more and let the read side decide (the answer, or EOF or a reset: 502).
+    upstream_stopped_taking_ = true;
     return;
   }
   Upstream* u = up_;

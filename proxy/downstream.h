@@ -201,6 +201,7 @@ class Downstream final : public Conn, private HeadParser {
   bool draining_ = false;
   bool reading_ = false;
   bool retried_ = false;
+  bool upstream_stopped_taking_ = false;  // a write of the request body failed: send no more
   bool resume_upstream_ = false;  // the pending write holds upstream bytes: resume it after
   bool finish_on_write_ = false;  // the pending write ends the response
   bool interim_ = false;          // resp_out_ holds a 1xx head to write

@@ -582,5 +582,51 @@ class ConnectionEnds(RegressionCase):
             time.sleep(0.1)
         self.assertTrue(ended, "fusebox kept the client's side of a dead tunnel open")
 
+
+class EarlyAnswers(RegressionCase):
+    def test_an_upstream_that_answers_an_upload_early_and_closes_is_heard_not_502(self):
+        def refuse_upload(peer):
+            if peer.read_head() is None:
+                return
+            # Read some of the body, as a server does before it decides (so fusebox has no write
+            # pending when the answer comes), then answer and close with the rest unread: the
+            # kernel answers what fusebox sends next with a reset.
+            deadline = time.monotonic() + 0.1
+            while time.monotonic() < deadline:
+                peer.sock.recv(65536)
+            peer.send(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large")
+            peer.sock.close()
+
+        for attempt in range(10):  # the write's failure and the answer race: each order, more than once
+            up = self.raw_upstream(refuse_upload)
+            fb = self.start_fusebox(config_for(up.addr, cluster=NO_BREAKER))
+            s = socket.create_connection(split_addr(fb.addr), timeout=5)
+            self.addCleanup(s.close)
+            total = 64 * 1024 * 1024
+            s.sendall(b"PUT /upload HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % total)
+            time.sleep(0.2)  # the head reaches the upstream before the body floods this process's threads
+            received = bytearray()
+
+            def read_answer():
+                try:
+                    while chunk := s.recv(65536):
+                        received.extend(chunk)
+                except OSError:
+                    pass
+
+            reader = threading.Thread(target=read_answer, daemon=True)
+            reader.start()
+            piece = b"x" * 65536
+            try:
+                for _ in range(total // len(piece)):
+                    if b"\r\n\r\n" in received:
+                        break
+                    s.sendall(piece)
+            except OSError:
+                pass  # fusebox stopped reading and closed: the answer is already in
+            reader.join(5)
+            self.assertTrue(bytes(received).startswith(b"HTTP/1.1 413"), (attempt, bytes(received[:200]), fb.output()))
+            self.assertIn(b"too large", bytes(received), attempt)
+
 if __name__ == "__main__":
     main()
