@@ -444,6 +444,28 @@ class InterimResponses(TestCase):
         self.assertEqual(statuses, [103] * 600 + [200])
         self.assertEqual(r.body, b"ok")
 
+    def test_a_timeout_while_interim_heads_wait_for_a_client_that_reads_nothing_still_ends_it(self):
+        # The 103s fill the client's socket; the final head never comes; response_header_timeout
+        # defers its 504 behind the pending 103s. The write deadline (idle_timeout) must still
+        # end the connection: the timer that fired had disarmed it and nothing armed it again.
+        def script(peer):
+            if peer.read_head() is None:
+                return
+            for _ in range(2000):
+                peer.send(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+            time.sleep(5)  # and no final head
+
+        up = RawUpstream(script)
+        self.addCleanup(up.stop)
+        fb = self.start_fusebox(config_for(up.addr, listener="idle_timeout: 1s",
+                                           cluster=f"response_header_timeout: 300ms\n{NO_BREAKER}"))
+        with slow_reader(fb.addr) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            time.sleep(2.5)  # reads nothing: past response_header_timeout and then idle_timeout
+            data, how = read_until_closed(s, 1.0)
+        self.assertIn(how, ("eof", "reset"), f"still open after the write deadline; got {len(data)} bytes")
+        self.assertNotIn(b"HTTP/1.1 504", data)
+
 
 
 class FramingAndHead(RegressionCase):
