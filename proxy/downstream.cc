@@ -20,6 +20,7 @@ namespace fusebox::proxy {
 namespace {
 
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+constexpr uint64_t kDrainIdleGraceMs = 1000;   // how long an idle connection may still send, once draining
 constexpr uint64_t kLingerMs = 1000;           // how long a closing connection reads and discards
 constexpr uint64_t kLingerBytes = 1024 * 1024; // and how much
 
@@ -78,10 +79,19 @@ int Downstream::accept(uv_stream_t* server) noexcept {
   return 0;
 }
 
-// An idle keep-alive connection is not closed here: its client may have sent its next request
-// already, and closing would lose it (a reload must drop nothing). It is answered, with
-// Connection: close, or closed by idle_timeout or the drain deadline, whichever comes first.
-void Downstream::drain() noexcept { draining_ = true; }
+// An idle keep-alive connection is not closed at once: its client may have sent its next request
+// already. It gets kDrainIdleGraceMs for one: a request in that time is answered, with
+// Connection: close; then it is closed as idle_timeout would (the same race every keep-alive
+// client handles). Waiting for idle_timeout instead would hold every drain, and every pod's
+// termination, for the whole drain deadline, and cut the connections then.
+void Downstream::drain() noexcept {
+  draining_ = true;
+  if (phase_ == Phase::Head && len_ == 0 && !writing()) {
+    const uint64_t grace = uv_now(worker_->loop()) + kDrainIdleGraceMs;
+    if (idle_deadline_ms_ == 0 || grace < idle_deadline_ms_) idle_deadline_ms_ = grace;
+    arm_timer();
+  }
+}
 
 // ---- reading
 

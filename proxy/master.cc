@@ -2,6 +2,7 @@
 #include "proxy/master.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -277,7 +278,15 @@ void Master::spawn(unsigned slot) {
   stats.head->ready.store(0, std::memory_order_relaxed);
   stats.head->generation.store(generation_, std::memory_order_relaxed);
   stats.head->used.store(1, std::memory_order_release);
+  // No signal may run a handler in the child before it has let go of the master's: libuv's
+  // handler, inherited, would write the child's SIGTERM into the master's own signal pipe (and
+  // the master would shut down). Blocked across fork, they wait in the child until then.
+  sigset_t all, before;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &before);
+  const pid_t master_pid = getpid();
   const pid_t pid = fork();
+  if (pid != 0) pthread_sigmask(SIG_SETMASK, &before, nullptr);
   if (pid < 0) {
     blocks_in_use_[static_cast<size_t>(block)] = false;
     FB_LOG(Error, "cannot start worker %u: fork: %s; trying again in 1 s", slot, std::strerror(errno));
@@ -288,6 +297,12 @@ void Master::spawn(unsigned slot) {
     // The child: leave the master's loop alone (its signal handles would otherwise still
     // receive this process's signals through libuv's global handler), run a worker, exit.
     for (uv_signal_t& s : signals_) uv_signal_stop(&s);
+    pthread_sigmask(SIG_SETMASK, &before, nullptr);  // a SIGTERM now ends this child alone
+    // A master that dies (SIGKILL, OOM) takes its workers with it: left alone they would serve
+    // on with frozen health checks and hold the ports a restarted master must bind. SIGTERM
+    // drains; the check covers a master that died before the prctl.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master_pid) _exit(0);
     admin_->close_descriptors_in_child();
     health_->close_descriptors_in_child();
     char role[32];

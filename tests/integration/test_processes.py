@@ -257,6 +257,58 @@ class Drain(TestCase):
                 c.read_response()
 
 
+    def test_sigterm_closes_idle_keep_alive_connections_after_a_short_grace_and_exits_early(self):
+        fb = self.start_fusebox(config(self.up.addr, 1, top="drain_timeout: 10s"))
+        idle = Connection(fb.addr, timeout=5)
+        self.addCleanup(idle.close)
+        self.assertEqual(idle.request("GET", "/before").status, 200)  # then idle, kept alive
+        fb.signal(signal.SIGTERM)
+        sent = time.monotonic()
+        self.assertTrue(idle.closed_by_peer(timeout=5), "the idle connection was never closed")
+        self.assertEqual(fb.wait(5), 0, fb.output())
+        self.assertLess(time.monotonic() - sent, 4.0, "an idle client held the drain to its deadline")
+
+    def test_a_request_on_an_idle_connection_just_after_sigterm_is_answered_with_close(self):
+        fb = self.start_fusebox(config(self.up.addr, 1, top="drain_timeout: 10s"))
+        with Connection(fb.addr, timeout=5) as c:
+            self.assertEqual(c.request("GET", "/before").status, 200)
+            fb.signal(signal.SIGTERM)
+            fb.wait_for_line(r"\[worker \d+ \d+\] draining", timeout=5)
+            r = c.request("GET", "/in-the-grace")
+        self.assertEqual(r.status, 200, fb.output())
+        self.assertEqual((r.header("connection") or "").lower(), "close")
+
+
+class MasterDeath(TestCase):
+    def test_workers_drain_and_exit_when_the_master_is_killed(self):
+        up = self.start_upstream()
+        fb = self.start_fusebox(config(up.addr, 2))
+        workers = wait_until(lambda: len(fb.worker_pids()) == 2 and fb.worker_pids(), 5)
+        self.assertTrue(workers)
+        os.kill(fb.pid, signal.SIGKILL)
+
+        def gone():
+            return all(not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[-1][:3]
+                       for pid in workers)
+        self.assertTrue(wait_until(gone, 5), f"workers {workers} outlived their master")
+        with self.assertRaises(ConnectionRefusedError):  # nothing holds the port any more
+            http_request(fb.addr, "GET", "/", timeout=2)
+
+
+class ReloadStorm(TestCase):
+    def test_sighups_back_to_back_never_stop_the_master(self):
+        up = self.start_upstream()
+        fb = self.start_fusebox(config(up.addr, 2, top="drain_timeout: 1s"))
+        for _ in range(15):
+            fb.signal(signal.SIGHUP)
+            fb.signal(signal.SIGHUP)  # the second reload terminates workers the first just forked
+            time.sleep(0.1)
+        time.sleep(1.0)
+        self.assertIsNone(fb.proc.poll(), "the master exited:\n" + fb.output())
+        self.assertNotIn("shutting down", fb.output().lower())
+        self.assertEqual(http_request(fb.addr, "GET", "/after-the-storm").status, 200)
+
+
 class Reload(TestCase):
     body = b"x" * 100  # over the max_body_bytes the reloaded config sets
 
