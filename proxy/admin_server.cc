@@ -18,6 +18,13 @@ namespace {
 
 constexpr uint64_t kIdleTimeoutMs = 60'000;  // a connection with nothing to say this long closes
 constexpr size_t kReadBytes = 64 * 1024;
+// Bounds that keep one client from taking the master (which also runs the health checks): what
+// a connection may buffer (a head, a body and chunk framing), how long one request may take to
+// arrive (each byte re-arms the idle timer, so a trickle would otherwise hold it forever), and
+// how many connections may be open at once.
+constexpr size_t kMaxBufferedBytes = 16 * 1024 + 1024 * 1024 + 64 * 1024;
+constexpr uint64_t kRequestArrivalMs = 10'000;
+constexpr size_t kMaxConnections = 64;
 
 }  // namespace
 
@@ -87,7 +94,17 @@ class AdminServer::Connection : public HeadParser {
       return;
     }
     self->touch();
+    const uint64_t now = uv_now(self->server_->loop_);
+    if (self->in_.empty()) self->request_started_ms_ = now;
     self->in_.append(buf->base, static_cast<size_t>(nread));
+    if (self->in_.size() > kMaxBufferedBytes) {
+      self->fail(admin_error(413, "request_too_large", "the request is over 1 MiB (body) and 16 KiB (head)"));
+      return;
+    }
+    if (now - self->request_started_ms_ > kRequestArrivalMs) {
+      self->fail(admin_error(408, "request_timeout", "the request took over 10 s to arrive"));
+      return;
+    }
     // A request's body arrives in many reads: parse again only once it can be whole.
     if (self->in_.size() < self->need_bytes_) return;
     self->process();
@@ -257,6 +274,7 @@ class AdminServer::Connection : public HeadParser {
   std::string out_;
   int refs_ = 0;
   size_t need_bytes_ = 0;  // don't parse again before in_ holds this much
+  uint64_t request_started_ms_ = 0;  // when the first byte of the request at in_'s front came
   bool headers_done_ = false;
   bool complete_ = false;
   bool body_too_large_ = false;
@@ -294,7 +312,7 @@ void AdminServer::on_connection(uv_stream_t* server, int status) noexcept {
   if (status != 0) return;
   auto* c = new Connection(self);
   self->connections_.push_back(c);
-  if (c->accept(server) != 0) c->close();
+  if (c->accept(server) != 0 || self->connections_.size() > kMaxConnections) c->close();
 }
 
 void AdminServer::close() noexcept {

@@ -941,6 +941,53 @@ class AdminHttp(TestCase):
         self.assert_error(r, 400, "invalid_config")
         self.assertEqual(admin(self.fb, "GET", "/admin/config").json()["generation"], 0)
 
+    def test_a_chunked_request_that_never_ends_is_413_at_the_buffer_bound(self):
+        # A chunk extension llhttp sets no limit on: without a bound, the master's buffer grows
+        # for as long as the client sends.
+        with Connection(self.addr, timeout=5) as c:
+            c.send(f"PUT /admin/config HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n1;ext=".encode())
+            try:
+                for _ in range(40):  # 2.5 MiB, over the 1.1 MiB bound
+                    c.send(b"a" * 65536)
+            except OSError:
+                pass  # the master stopped reading and answered
+            r = c.read_response()
+        self.assert_error(r, 413, "request_too_large")
+        self.assertEqual(admin(self.fb, "GET", "/healthz").status, 200)
+
+    def test_a_request_trickled_over_10_s_is_408(self):
+        with Connection(self.addr, timeout=15) as c:
+            c.send(b"GET /healthz HTTP/1.1\r\nHo")
+            start = time.monotonic()
+            while time.monotonic() - start < 10.5:  # a byte a second: the idle timer never fires
+                time.sleep(1.0)
+                c.send(b"s")
+            r = c.read_response()
+        self.assert_error(r, 408, "request_timeout")
+
+    def test_connections_over_64_are_closed_and_the_first_64_still_answer(self):
+        held = [Connection(self.addr, timeout=5) for _ in range(64)]
+        try:
+            for c in held:
+                c.send(b"")  # connected
+            extra = Connection(self.addr, timeout=5)
+            self.assertTrue(extra.closed_by_peer(2), "a 65th admin connection was kept open")
+            extra.close()
+            r = held[0].request("GET", "/healthz")
+            self.assertEqual(r.status, 200)
+        finally:
+            for c in held:
+                c.close()
+        # Once they are gone, new connections are served again.
+        def healthy():
+            try:
+                return admin(self.fb, "GET", "/healthz").status == 200
+            except (OSError, EOFError):
+                return False
+
+        self.assertTrue(wait_until(healthy, 3))
+
     def test_keep_alive_answers_two_requests_on_one_connection(self):
         with Connection(self.addr, timeout=5) as c:
             r1 = c.request("GET", "/healthz")
