@@ -169,6 +169,22 @@ int Master::claim_block() noexcept {
 
 int Master::run() {
   const Config& config = *current_->config;
+  // The admin port first: a second fusebox started by mistake on the same address (so on the
+  // same segment) must fail here, before it writes its names and modes into the first one's
+  // breakers. (No request is served before the loop runs, below.)
+  if (auto token = load_token(config); !token) {
+    FB_LOG(Error, "%s", token.error().message.c_str());
+    return 1;
+  } else {
+    admin_token_ = std::move(token).value();
+  }
+  admin_ = std::make_unique<AdminServer>(loop_, [this](const AdminRequest& req) { return handle_admin(*this, req); });
+  if (auto listening = admin_->listen(config.admin_address); !listening) {
+    FB_LOG(Error, "%s", listening.error().message.c_str());
+    return 1;
+  }
+  FB_LOG(Info, "admin listening address=%s (token %s)", admin_->bound().to_string().c_str(),
+         admin_token_.empty() ? "not configured: changes refused" : "configured");
   auto segment = shm::Segment::open(segment_name(config), config.shm.max_breakers, /*recreate_incompatible=*/true);
   if (!segment) {
     FB_LOG(Error, "%s", segment.error().message.c_str());
@@ -189,24 +205,11 @@ int Master::run() {
     return 1;
   }
   apply_modes(*current_);
-  if (auto token = load_token(config); !token) {
-    FB_LOG(Error, "%s", token.error().message.c_str());
-    return 1;
-  } else {
-    admin_token_ = std::move(token).value();
-  }
   collector_ = std::make_unique<metrics::Collector>(*segment_);
   health_ = std::make_unique<HealthChecker>(loop_, *segment_);
   health_->start(*current_->config, current_->index);
   update_scope();
-  admin_ = std::make_unique<AdminServer>(loop_, [this](const AdminRequest& req) { return handle_admin(*this, req); });
-  if (auto listening = admin_->listen(config.admin_address); !listening) {
-    FB_LOG(Error, "%s", listening.error().message.c_str());
-    return 1;
-  }
-  FB_LOG(Info, "admin listening address=%s (token %s)", admin_->bound().to_string().c_str(),
-         admin_token_.empty() ? "not configured: changes refused" : "configured");
-  // The admin port is ours, so no other fusebox runs on this segment (its name comes from the
+  // The admin port is ours (bound above), so no other fusebox runs on this segment (its name comes from the
   // same address, or is set apart). Workers of an earlier one that are gone hold no connection
   // now: their gauges start from zero; their counters stay. A block whose process still lives (a
   // worker whose master was killed, still serving) is left alone.

@@ -438,10 +438,15 @@ class Probes(TestCase):
             lambda: scrape(fb).get("fusebox_downstream_connections_active", listener="main") == 1, 3))
 
         env = dict(os.environ, FUSEBOX_SHM_NAME=fb.shm_name, FUSEBOX_ADMIN_ADDRESS=fb.admin_addr)
-        second = subprocess.run([FUSEBOX_BIN, "--config", fb.config_path], env=env, capture_output=True,
+        # Its config differs where it would do harm: the breaker forced open.
+        other = Path(fb.tmp.name, "other.yaml")
+        other.write_text(two_workers(config_for(up.addr, cluster="breaker: { mode: forced_open }")))
+        second = subprocess.run([FUSEBOX_BIN, "--config", str(other)], env=env, capture_output=True,
                                 text=True, timeout=10)
         self.assertEqual(second.returncode, 1, second.stderr)
         self.assertIn("(set admin.address, --admin or FUSEBOX_ADMIN_ADDRESS to a free port)", second.stderr)
+        self.assertNotIn("breakers in shared memory", second.stderr, "it opened the segment before failing")
+        self.assertEqual(breaker(fb)["state"], "closed")
 
         r = admin(fb, "GET", "/readyz")
         self.assertEqual((r.status, r.json()), (200, {"status": "ready", "workers": 2, "workers_ready": 2}))
