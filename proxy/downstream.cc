@@ -304,6 +304,12 @@ void Downstream::start_exchange() noexcept {
   llhttp_resume(&parser_);
   parse_body();
   if (phase_ != Phase::Exchange || response_started_) return;  // a bad body was answered already
+  if (client_eof_ && !request_done_) {
+    // A pipelined request whose body was cut short by the client's FIN: the rest will never
+    // come, and sending the part we have would hold an upstream (and its breaker) to a timeout.
+    close();
+    return;
+  }
   const auto route = match_route(*config_, head_.find("host"), head_.target);
   if (!route) {
     reply_error(Failure::NoRoute, nullptr);
@@ -474,8 +480,10 @@ void Downstream::upstream_write_failed(int status) noexcept {
   if (phase_ == Phase::Tunnel) {
     // Nothing the client sends can reach the upstream any more: end the tunnel now, or a client
     // that keeps sending would keep a dead tunnel open (each byte refreshes the idle deadline).
+    // A write to the client still on its way (the upstream's last bytes) finishes first:
+    // on_tunnel_progress closes once it is done.
     release_upstream();
-    close();
+    if (!writing()) close();
     return;
   }
   if (phase_ == Phase::Exchange && (body_bytes_ > 0 || !request_done_)) {
