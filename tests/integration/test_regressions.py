@@ -574,7 +574,7 @@ class ConnectionEnds(RegressionCase):
         self.assertLess(time.monotonic() - start, 2.0, "waited for the rest of a head after the FIN")
         self.assertEqual(re.findall(rb"HTTP/1.1 (\d+)", data), [b"200"], data)
 
-    def test_a_pipelined_body_cut_short_by_the_clients_fin_never_reaches_the_upstream(self):
+    def test_a_pipelined_body_cut_short_by_the_clients_fin_is_not_held_to_a_timeout(self):
         up = self.start_upstream()
         fb = self.start_fusebox(config_for(up.addr))
         s = socket.create_connection(split_addr(fb.addr), timeout=5)
@@ -587,7 +587,8 @@ class ConnectionEnds(RegressionCase):
         self.assertIn(how, ("eof", "reset"), data)
         self.assertLess(time.monotonic() - start, 2.0, "held until a timeout")
         self.assertEqual(re.findall(rb"HTTP/1.1 (\d+)", data), [b"200"], data)
-        self.assertEqual(up.stats()["requests"], 1, "the cut request was sent upstream")
+        # (Whether its first bytes went upstream depends on when the FIN is read: if before the
+        # request starts, they never do; if after, the exchange is cut as any abandoned upload.)
 
     def test_a_tunnel_whose_upstream_went_away_is_closed_while_the_client_keeps_sending(self):
         def switch_then_vanish(peer):
