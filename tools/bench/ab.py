@@ -35,15 +35,22 @@ PORTS = {"direct": 18080, "haproxy": 18081, "nginx": 18082, "fusebox": 18084, "f
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def upstream_conf(tmp):
-    body_4k = "x" * 3999
+def nginx_head(tmp, name, log_level):
+    """What both nginx instances share: one worker, their own pid, log and temp paths, no access log."""
+    temp = " ".join(f"{kind}_temp_path {tmp}/t/{name}-{kind};" for kind in ("client_body", "proxy", "fastcgi",
+                                                                            "uwsgi", "scgi"))
     return f"""
-daemon off; worker_processes 1; pid {tmp}/upstream.pid; error_log {tmp}/upstream.log warn;
+daemon off; worker_processes 1; pid {tmp}/{name}.pid; error_log {tmp}/{name}.log {log_level};
 events {{ worker_connections 4096; }}
 http {{
-    client_body_temp_path {tmp}/t/body; proxy_temp_path {tmp}/t/proxy;
-    fastcgi_temp_path {tmp}/t/fcgi; uwsgi_temp_path {tmp}/t/uwsgi; scgi_temp_path {tmp}/t/scgi;
-    access_log off; default_type text/plain; keepalive_requests 1000000;
+    {temp}
+    access_log off; keepalive_requests 1000000;"""
+
+
+def upstream_conf(tmp):
+    body_4k = "x" * 3999  # nginx refuses a config token of 4 KiB or more
+    return nginx_head(tmp, "upstream", "warn") + f"""
+    default_type text/plain;
     server {{
         listen {HOST}:{PORTS['direct']};
         location / {{ return 200 "ok\\n"; }}
@@ -54,13 +61,7 @@ http {{
 
 
 def nginx_proxy_conf(tmp):
-    return f"""
-daemon off; worker_processes 1; pid {tmp}/nginx.pid; error_log {tmp}/nginx.log crit;
-events {{ worker_connections 4096; }}
-http {{
-    client_body_temp_path {tmp}/t/body2; proxy_temp_path {tmp}/t/proxy2;
-    fastcgi_temp_path {tmp}/t/fcgi2; uwsgi_temp_path {tmp}/t/uwsgi2; scgi_temp_path {tmp}/t/scgi2;
-    access_log off; keepalive_requests 1000000;
+    return nginx_head(tmp, "nginx", "crit") + f"""
     upstream up {{ server {HOST}:{PORTS['direct']}; keepalive 256; keepalive_requests 1000000; }}
     server {{
         listen {HOST}:{PORTS['nginx']};
