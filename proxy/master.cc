@@ -24,7 +24,13 @@ namespace {
 constexpr uint64_t kHealthyAfterMs = 10'000;  // a worker that lived this long resets the backoff
 constexpr int kSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD};
 
-std::string socket_key(const ListenerConfig& l) { return l.name + "|" + l.address.to_string(); }
+// A listener's socket is found again across reloads by its address, so a renamed listener keeps
+// it (binding a second socket on a port still listening would fail, and refuse the reload).
+// Port 0 binds a new port each time: its listeners are told apart by name. (The config refuses
+// two listeners on one fixed address.)
+std::string socket_key(const ListenerConfig& l) {
+  return l.address.port == 0 ? l.name + "|" + l.address.to_string() : l.address.to_string();
+}
 
 // auto: one per usable CPU, at most 32 (the most a config may ask for; see parse_workers).
 unsigned worker_count(const Config& c) { return c.workers > 0 ? c.workers : std::min(usable_cpus(), 32u); }

@@ -10,6 +10,7 @@ import collections
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -342,6 +343,24 @@ class Reload(TestCase):
         counts = load.counts()
         self.assertGreater(counts[200], 100, counts)
         self.assertEqual(load.failures(), [], f"{counts}\n{self.fb.output()}")
+
+    def test_a_listener_renamed_on_the_same_port_keeps_its_socket_across_a_reload(self):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+
+        def named(name):
+            return (config(self.up.addr, 1).replace("- name: main\n", f"- name: {name}\n", 1)
+                    .replace("address: 127.0.0.1:0\n", f"address: 127.0.0.1:{port}\n", 1))
+
+        fb = self.start_fusebox(named("before"))
+        self.assertEqual(http_request(fb.addr, "GET", "/before").status, 200)
+        start = len(fb.lines)
+        fb.write_config(named("after"))
+        fb.signal(signal.SIGHUP)
+        fb.wait_for_line(r"reloaded .*generation|refused", timeout=5, start=start)
+        self.assertNotIn("refused", "\n".join(fb.lines[start:]), fb.output())
+        self.assertEqual(http_request(fb.addr, "GET", "/after").status, 200)
 
     def test_a_keep_alive_connection_idle_during_a_reload_still_gets_its_next_request_answered(self):
         # The deterministic core of the test above: "SIGHUP reloads the config without dropping
