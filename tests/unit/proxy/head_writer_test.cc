@@ -121,6 +121,19 @@ TEST_CASE("a head that does not fit is reported as size 0, never cut") {
   CHECK(write_upstream_request(out, sizeof out, p.head, {.client_address = "c"}) == 0);
 }
 
+TEST_CASE("Connection cannot name the framing or Host away, in either direction") {
+  Parsed req("POST /x HTTP/1.1\r\nHost: h\r\nConnection: Content-Length, host, X-Private\r\n"
+             "X-Private: s\r\nContent-Length: 3\r\n\r\n");
+  const std::string up = upstream_request(req.head, {.client_address = "c", .request_id = "r"});
+  CHECK(up == "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nX-Forwarded-For: c\r\nVia: 1.1 fusebox\r\n"
+              "x-request-id: r\r\n\r\n");
+  Parsed resp("HTTP/1.1 200 OK\r\nConnection: transfer-encoding\r\nTransfer-Encoding: chunked\r\n\r\n",
+              HTTP_RESPONSE);
+  char out[512];
+  const std::string down(out, write_downstream_response(out, sizeof out, resp.head, {.status = 200}));
+  CHECK(down == "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+}
+
 TEST_CASE("the response drops hop-by-hop fields and says how the connection goes on") {
   Parsed p("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n"
            "Transfer-Encoding: chunked\r\n\r\n",
