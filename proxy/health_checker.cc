@@ -37,7 +37,7 @@ class HealthChecker::Probe {
   Probe(uv_loop_t* loop, shm::Segment& segment, const ClusterConfig& cluster, size_t endpoint,
         const SegmentIndex& index, size_t cluster_index)
       : segment_(segment),
-        cluster_(cluster),
+        cluster_name_(cluster.name),
         check_(cluster.health_check),
         endpoint_(cluster.endpoints[endpoint]),
         name_(endpoint_.to_string()),
@@ -235,7 +235,7 @@ class HealthChecker::Probe {
     health_.down.store(1, std::memory_order_release);
     health_.changed_ns.store(shm::MonotonicClock().now_ns(), std::memory_order_relaxed);
     FB_LOG(Warn, "endpoint %s of cluster %s is down: %u health checks failed in a row (last: %s%s%s)", name_.c_str(),
-           cluster_.name.c_str(), failures_in_a_row_, why ? why : "failed", status_ > 0 ? ", status " : "",
+           cluster_name_.c_str(), failures_in_a_row_, why ? why : "failed", status_ > 0 ? ", status " : "",
            status_ > 0 ? std::to_string(status_).c_str() : "");
   }
 
@@ -245,33 +245,35 @@ class HealthChecker::Probe {
     health_.down.store(0, std::memory_order_release);
     health_.changed_ns.store(now, std::memory_order_relaxed);
     FB_LOG(Warn, "endpoint %s of cluster %s is up: %u health checks passed in a row", name_.c_str(),
-           cluster_.name.c_str(), passes_in_a_row_);
+           cluster_name_.c_str(), passes_in_a_row_);
     // The cluster's breaker, and every route's own breaker on this cluster.
     const shm::Reason reason{shm::Why::HealthCheckPassed, passes_in_a_row_, check_.healthy_threshold};
     for (const Target& t : breakers_) {
-      shm::Breaker breaker(*t.slot, *t.policy);
+      shm::Breaker breaker(*t.slot, t.policy);
       if (breaker.half_open_now(reason, now))
-        FB_LOG(Warn, "breaker %s: open -> half_open: %s", t.name->c_str(), shm::describe(reason).c_str());
+        FB_LOG(Warn, "breaker %s: open -> half_open: %s", t.name.c_str(), shm::describe(reason).c_str());
     }
   }
 
+  // Copies, not references into the config: a retired probe may outlive its generation's
+  // config, which the master frees once that generation's workers are gone.
   struct Target {
     shm::BreakerSlot* slot;
-    const shm::BreakerPolicy* policy;
-    const std::string* name;
+    shm::BreakerPolicy policy;
+    std::string name;
   };
   std::vector<Target> breakers_;
 
  public:
   void add_breaker(shm::BreakerSlot& slot, const shm::BreakerPolicy& policy, const std::string& name) {
-    breakers_.push_back({&slot, &policy, &name});
+    breakers_.push_back({&slot, policy, name});
   }
 
  private:
 
   shm::Segment& segment_;
-  const ClusterConfig& cluster_;
-  const HealthCheckConfig& check_;
+  std::string cluster_name_;
+  HealthCheckConfig check_;
   HostPort endpoint_;
   std::string name_;
   shm::EndpointHealth& health_;

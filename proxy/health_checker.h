@@ -31,8 +31,8 @@ class HealthChecker {
   HealthChecker(const HealthChecker&) = delete;
   HealthChecker& operator=(const HealthChecker&) = delete;
 
-  // Stops the probes of the previous config and starts those of `config` (kept alive by the
-  // caller until the next start() or stop()).
+  // Stops the probes of the previous config and starts those of `config`. The probes copy what
+  // they read of it: a retired one that still finishes a check never touches a freed config.
   void start(const Config& config, const SegmentIndex& index);
   void stop() noexcept;
   // In a forked worker: close the probes' sockets (descriptors only; the loop is the master's).

@@ -358,6 +358,7 @@ void Master::on_child_exit(pid_t pid, int status) {
   const uint64_t lived = uv_now(loop_) - w.started_ms;
   if (shutting_down_ || w.generation != generation_) {
     FB_LOG(Debug, "worker %u (pid %d, generation %u) exited", w.slot, pid, w.generation);
+    release_retired();
     maybe_exit();
     return;
   }
@@ -376,6 +377,24 @@ void Master::on_child_exit(pid_t pid, int status) {
   }
   ++worker_restarts_;
   uv_timer_start(&slot.respawn_timer, on_respawn, delay, 0);
+}
+
+void Master::release_retired() noexcept {
+  for (auto it = retired_.begin(); it != retired_.end();) {
+    Generation& gen = **it;
+    const bool running = std::any_of(workers_.begin(), workers_.end(),
+                                     [&](const auto& entry) { return entry.second.generation == gen.number; });
+    if (running) {
+      ++it;
+      continue;
+    }
+    for (auto& slot : gen.slots) {
+      uv_close(reinterpret_cast<uv_handle_t*>(&slot.release()->respawn_timer),
+               [](uv_handle_t* h) { delete static_cast<Slot*>(h->data); });
+    }
+    FB_LOG(Debug, "generation %u released: its workers are gone", gen.number);
+    it = retired_.erase(it);
+  }
 }
 
 void Master::on_respawn(uv_timer_t* timer) noexcept {
@@ -447,6 +466,7 @@ Result<void> Master::adopt(Config next) {
   make_slots(*gen);
   // The old generation drains; its respawn timers must not fire for it any more.
   for (auto& slot : current_->slots) uv_timer_stop(&slot->respawn_timer);
+  current_->number = generation_;
   retired_.push_back(std::move(current_));
   current_ = std::move(gen);
   const unsigned old_generation = generation_++;
@@ -457,6 +477,7 @@ Result<void> Master::adopt(Config next) {
   for (auto& [pid, w] : workers_)
     if (w.generation == old_generation) kill(pid, SIGTERM);
   retire_listeners_not_in(current_->fds);
+  release_retired();  // any earlier generation whose workers are all gone by now
   FB_LOG(Info, "reloaded %s: %zu listeners, %zu clusters, %u workers (generation %u)",
          current_->config->source.c_str(), current_->config->listeners.size(), current_->config->clusters.size(),
          current_->workers, generation_);

@@ -67,6 +67,7 @@ class Master final : public ControlPlane {
     unsigned index = 0;
   };
   struct Generation {
+    unsigned number = 0;   // generation_ while it was the current one
     std::unique_ptr<Config> config;
     std::vector<int> fds;  // one per listener of config, in its order
     SegmentIndex index;  // the config's breakers and metric series in the segment
@@ -82,6 +83,9 @@ class Master final : public ControlPlane {
   void make_slots(Generation& gen);
   void spawn(unsigned slot);
   void on_child_exit(pid_t pid, int status);
+  // Frees the retired generations no worker runs any more: their config, index and slots (the
+  // slots' timers closed first). Without it every reload would keep its config for good.
+  void release_retired() noexcept;
   void reload();
   // Starts a new generation of workers on `next` (listeners that stay keep their sockets); the
   // running config stays if it cannot be applied.

@@ -362,6 +362,20 @@ class Reload(TestCase):
         self.assertNotIn("refused", "\n".join(fb.lines[start:]), fb.output())
         self.assertEqual(http_request(fb.addr, "GET", "/after").status, 200)
 
+    def test_each_generation_is_released_once_its_workers_are_gone(self):
+        # With health checks, whose probes of a retired config may still be finishing a check.
+        cfg = config_for(self.up.addr, top="drain_timeout: 1s",
+                         cluster="health_check: { path: /health, interval: 50ms, timeout: 40ms }")
+        fb = self.start_fusebox(cfg, args=["--log-level", "debug"])
+        for n in range(5):
+            start = len(fb.lines)
+            fb.signal(signal.SIGHUP)
+            fb.wait_for_line(r"reloaded .*generation", timeout=5, start=start)
+            fb.wait_for_line(rf"generation {n} released", timeout=5, start=start)
+            self.assertEqual(http_request(fb.addr, "GET", f"/after-reload-{n}").status, 200)
+        self.assertEqual(http_request(fb.admin_addr, "GET", "/healthz").status, 200)
+        self.assertEqual(len(fb.worker_pids()), 1)
+
     def test_a_keep_alive_connection_idle_during_a_reload_still_gets_its_next_request_answered(self):
         # The deterministic core of the test above: "SIGHUP reloads the config without dropping
         # connections" (design.md). A client may send on its idle keep-alive connection at any
