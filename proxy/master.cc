@@ -215,10 +215,10 @@ int Master::run() {
   health_ = std::make_unique<HealthChecker>(loop_, *segment_);
   health_->start(*current_->config, current_->index);
   update_scope();
-  // The admin port is ours (bound above), so no other fusebox runs on this segment (its name comes from the
-  // same address, or is set apart). Workers of an earlier one that are gone hold no connection
-  // now: their gauges start from zero; their counters stay. A block whose process still lives (a
-  // worker whose master was killed, still serving) is left alone.
+  // The admin port is ours (bound above), so no other fusebox runs on this segment (its name
+  // comes from the same address, or is set apart). Workers of an earlier one that are gone hold
+  // no connection now: their gauges start from zero; their counters stay. A block whose process
+  // still lives (a worker of a killed master, still draining) is left alone.
   for (uint32_t b = 0; b < shm::kWorkerBlocks; ++b) {
     const pid_t pid = static_cast<pid_t>(segment_->worker(b).head->pid.load(std::memory_order_relaxed));
     if (pid > 0 && kill(pid, 0) == 0) {

@@ -421,19 +421,23 @@ class Regressions(RegressionCase):
                                          f"size {size}: {got}")
 
 
-class InterimResponses(TestCase):
-    def test_more_interim_responses_than_the_buffer_holds_all_pass_before_the_final_one(self):
-        # 600 × 62 bytes of 103 heads: more than the upstream connection's 32 KiB buffer, which
-        # once filled up with 1xx heads it never reclaimed ("response head larger than the buffer").
+class InterimResponses(RegressionCase):
+    def interim_flood(self, count: int, then) -> RawUpstream:
+        """An upstream that answers each request with `count` 103 heads (62 bytes each), then
+        calls then(peer)."""
         def script(peer):
             if peer.read_head() is None:
                 return
-            for _ in range(600):
+            for _ in range(count):
                 peer.send(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
-            peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            then(peer)
 
-        up = RawUpstream(script)
-        self.addCleanup(up.stop)
+        return self.raw_upstream(script)
+
+    def test_more_interim_responses_than_the_buffer_holds_all_pass_before_the_final_one(self):
+        # 600 × 62 bytes of 103 heads: more than the upstream connection's 32 KiB buffer, which
+        # once filled up with 1xx heads it never reclaimed ("response head larger than the buffer").
+        up = self.interim_flood(600, lambda peer: peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
         fb = self.start_fusebox(config_for(up.addr))
         with Connection(fb.addr) as c:
             c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -448,15 +452,7 @@ class InterimResponses(TestCase):
         # The 103s fill the client's socket; the final head never comes; response_header_timeout
         # defers its 504 behind the pending 103s. The write deadline (idle_timeout) must still
         # end the connection: the timer that fired had disarmed it and nothing armed it again.
-        def script(peer):
-            if peer.read_head() is None:
-                return
-            for _ in range(2000):
-                peer.send(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
-            time.sleep(5)  # and no final head
-
-        up = RawUpstream(script)
-        self.addCleanup(up.stop)
+        up = self.interim_flood(2000, lambda peer: time.sleep(5))  # and no final head
         fb = self.start_fusebox(config_for(up.addr, listener="idle_timeout: 1s",
                                            cluster=f"response_header_timeout: 300ms\n{NO_BREAKER}"))
         with slow_reader(fb.addr) as s:
@@ -548,14 +544,22 @@ class FramingAndHead(RegressionCase):
 class ConnectionEnds(RegressionCase):
     """How a connection ends: a FIN behind pipelined requests, a tunnel whose upstream is gone."""
 
+    def send_then_fin(self, fb, requests: bytes) -> tuple[bytes, str, float]:
+        """Sends `requests` and a FIN at once (printf '...' | nc -N); what comes back until fusebox
+        closes (or 5 s pass), how it ended, and the seconds that took."""
+        s = socket.create_connection(split_addr(fb.addr), timeout=5)
+        self.addCleanup(s.close)
+        s.sendall(requests)
+        s.shutdown(socket.SHUT_WR)
+        start = time.monotonic()
+        data, how = read_until_closed(s, 5)
+        return data, how, time.monotonic() - start
+
     def test_requests_pipelined_before_the_clients_fin_are_all_answered(self):
         up = self.start_upstream()
         fb = self.start_fusebox(config_for(up.addr))
-        s = socket.create_connection(split_addr(fb.addr), timeout=5)
-        self.addCleanup(s.close)
-        s.sendall(b"".join(b"GET /p%d?body=r%d HTTP/1.1\r\nHost: t\r\n\r\n" % (i, i) for i in range(3)))
-        s.shutdown(socket.SHUT_WR)  # printf '...' | nc -N
-        data, how = read_until_closed(s, 5)
+        data, how, _ = self.send_then_fin(
+            fb, b"".join(b"GET /p%d?body=r%d HTTP/1.1\r\nHost: t\r\n\r\n" % (i, i) for i in range(3)))
         self.assertEqual(how, "eof", data)
         self.assertEqual(re.findall(rb"HTTP/1.1 (\d+)", data), [b"200"] * 3, data)
         self.assertEqual(re.findall(rb"\r\n\r\n(r\d)", data), [b"r0", b"r1", b"r2"], data)
@@ -564,28 +568,18 @@ class ConnectionEnds(RegressionCase):
     def test_a_head_cut_short_by_the_clients_fin_ends_the_connection_at_once(self):
         up = self.start_upstream()
         fb = self.start_fusebox(config_for(up.addr, listener="header_timeout: 5s"))
-        s = socket.create_connection(split_addr(fb.addr), timeout=5)
-        self.addCleanup(s.close)
-        s.sendall(b"GET /whole HTTP/1.1\r\nHost: t\r\n\r\nGET /cut HTTP/1.1\r\nHo")
-        s.shutdown(socket.SHUT_WR)
-        start = time.monotonic()
-        data, how = read_until_closed(s, 4)
+        data, how, seconds = self.send_then_fin(fb, b"GET /whole HTTP/1.1\r\nHost: t\r\n\r\nGET /cut HTTP/1.1\r\nHo")
         self.assertIn(how, ("eof", "reset"), data)
-        self.assertLess(time.monotonic() - start, 2.0, "waited for the rest of a head after the FIN")
+        self.assertLess(seconds, 2.0, "waited for the rest of a head after the FIN")
         self.assertEqual(re.findall(rb"HTTP/1.1 (\d+)", data), [b"200"], data)
 
     def test_a_pipelined_body_cut_short_by_the_clients_fin_is_not_held_to_a_timeout(self):
         up = self.start_upstream()
         fb = self.start_fusebox(config_for(up.addr))
-        s = socket.create_connection(split_addr(fb.addr), timeout=5)
-        self.addCleanup(s.close)
-        s.sendall(b"GET /first HTTP/1.1\r\nHost: t\r\n\r\n"
-                  b"POST /cut HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
-        s.shutdown(socket.SHUT_WR)
-        start = time.monotonic()
-        data, how = read_until_closed(s, 5)
+        data, how, seconds = self.send_then_fin(fb, b"GET /first HTTP/1.1\r\nHost: t\r\n\r\n"
+                                                    b"POST /cut HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
         self.assertIn(how, ("eof", "reset"), data)
-        self.assertLess(time.monotonic() - start, 2.0, "held until a timeout")
+        self.assertLess(seconds, 2.0, "held until a timeout")
         self.assertEqual(re.findall(rb"HTTP/1.1 (\d+)", data), [b"200"], data)
         # (Whether its first bytes went upstream depends on when the FIN is read: if before the
         # request starts, they never do; if after, the exchange is cut as any abandoned upload.)
